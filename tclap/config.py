@@ -1,0 +1,55 @@
+"""YAML configs validated into dataclasses, shared by every entry point.
+
+A config file holds one section per dataclass (`synth:`, `mixup:`, ...). An unknown key is an error
+that lists the valid ones; command-line flags override file values.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from tclap.errors import DataError
+
+T = TypeVar("T")
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with the file named in any error."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise DataError(f"{path}: invalid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: top level must be a mapping of sections")
+    return data
+
+
+def build(cls: type[T], values: dict[str, Any], where: str) -> T:
+    """Instantiate dataclass `cls` from `values`, refusing keys it does not have.
+
+    Args:
+        cls: the dataclass.
+        values: field values (missing fields keep their defaults).
+        where: what to call the source in errors, e.g. "configs/data/offline.yaml: mixup".
+    """
+    valid = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(valid))
+    if unknown:
+        raise DataError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(valid)}")
+    return cls(**values)
+
+
+def section(cls: type[T], config: str | Path | None, name: str, overrides: dict[str, Any]) -> T:
+    """Dataclass for section `name` of YAML file `config` (if any), with non-None `overrides` on top."""
+    values: dict[str, Any] = {}
+    if config is not None:
+        data = load_yaml(config)
+        values = dict(data.get(name) or {})
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return build(cls, values, f"{config}: {name}" if config else name)

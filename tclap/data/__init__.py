@@ -1,0 +1,1 @@
+"""Temporal-contrastive data: sound libraries, mixed-up clips, negative captions, loaders."""

@@ -1,0 +1,235 @@
+"""Training data: audio-caption datasets, the 4:1 batch mix, and the collator.
+
+Three sources feed T-CLAP (paper §3.1-3.2): positive-only pairs (the large set, Auto-ACD), caption
+sets with order-swapped negative captions (AudioCaps, Clotho), and mixed-up clips with both a
+negative caption and a negative audio. Every dataset yields the same sample dict:
+`{"id", "audio" (L,), "caption", "neg_caption" (str | None), "neg_audio" ((L,) | None)}`.
+A sample that cannot be loaded comes back as `{"id", "error"}`; the collator drops it and lists
+the reason in the batch, so a bad file is counted by the trainer, never a worker traceback.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from tclap.audio import fit_length, load_audio
+from tclap.data.mixup import MANIFEST, read_manifest
+from tclap.errors import DataError
+
+
+@dataclass(frozen=True)
+class AudioWindow:
+    """Decode, resample and bring audio to the model window.
+
+    Training crops at random (one offset shared by a clip and its negative, so they stay
+    comparable); evaluation crops deterministically from the start.
+    """
+
+    sample_rate: int
+    seconds: float
+    train: bool = True
+
+    @property
+    def length(self) -> int:
+        return int(round(self.sample_rate * self.seconds))
+
+    def __call__(self, paths: Sequence[Path], rng: np.random.Generator) -> list[np.ndarray]:
+        signals = [load_audio(p, self.sample_rate) for p in paths]
+        return self.fit(signals, rng)
+
+    def fit(self, signals: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
+        """Fit already-decoded signals; all of them share one crop offset."""
+        n, length = len(signals[0]), self.length
+        if not self.train or n <= length:
+            return [fit_length(s, length, crop="start") for s in signals]
+        start = int(rng.integers(0, n - length + 1))
+        return [fit_length(s[start:], length, crop="start") for s in signals]
+
+
+class _AudioTextDataset(Dataset):
+    """Shared loading: rows of (id, audio path, caption, negative caption, negative audio path)."""
+
+    def __init__(self, rows: list[dict], window: AudioWindow, seed: int = 0):
+        self.rows, self.window, self.seed = rows, window, seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict:
+        row = self.rows[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        paths = [row["audio"]] + ([row["neg_audio"]] if row.get("neg_audio") else [])
+        try:
+            signals = self.window(paths, rng)
+        except DataError as error:
+            return {"id": row["id"], "error": str(error)}
+        return {"id": row["id"], "audio": signals[0], "caption": row["caption"],
+                "neg_caption": row.get("neg_caption"),
+                "neg_audio": signals[1] if len(signals) > 1 else None}
+
+
+class MixupClips(_AudioTextDataset):
+    """Mixed-up clips of one split, each with a negative caption and a negative audio."""
+
+    def __init__(self, root: str | Path, split: str, window: AudioWindow, seed: int = 0):
+        root = Path(root)
+        records = [r for r in read_manifest(root / MANIFEST) if r["split"] == split]
+        if not records:
+            raise DataError(f"{root / MANIFEST}: no clips in split {split!r}")
+        rows = [{"id": r["id"], "audio": root / r["audio"], "caption": r["caption"],
+                 "neg_caption": r["neg_caption"], "neg_audio": root / r["neg_audio"]} for r in records]
+        self.records = records
+        super().__init__(rows, window, seed)
+
+
+def read_pairs(path: str | Path, audio_root: str | Path | None = None) -> list[dict]:
+    """Rows of an audio-caption manifest (CSV or JSONL: `audio`, `caption`, optional `negative`).
+
+    `tclap negatives` writes such a JSONL; captions it could not swap keep `negative` null and
+    count as positive-only. Audio paths are relative to `audio_root` (default: the manifest's folder).
+
+    Args:
+        path: the manifest.
+        audio_root: folder the `audio` column is relative to.
+    """
+    path = Path(path)
+    root = Path(audio_root) if audio_root is not None else path.parent
+    if not path.is_file():
+        raise DataError(f"{path}: manifest not found")
+    if path.suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            missing = {"audio", "caption"} - set(reader.fieldnames or [])
+            if missing:
+                raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
+            raw = [(n, r) for n, r in enumerate(reader, start=2)]
+    else:
+        raw = []
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if line.strip():
+                try:
+                    raw.append((n, json.loads(line)))
+                except json.JSONDecodeError:
+                    raise DataError(f"{path}:{n}: malformed JSON line") from None
+    rows = []
+    for n, r in raw:
+        caption, audio = (r.get("caption") or "").strip(), (r.get("audio") or "").strip()
+        if not caption or not audio:
+            raise DataError(f"{path}:{n}: empty or missing {'caption' if not caption else 'audio'}")
+        rows.append({"id": str(r.get("id") or f"{path.name}:{n}"), "audio": root / audio,
+                     "caption": caption, "neg_caption": (r.get("negative") or None)})
+    return rows
+
+
+class CaptionPairs(_AudioTextDataset):
+    """Audio-caption pairs; with `temporal_only`, just the rows that have a negative caption."""
+
+    def __init__(self, path: str | Path, window: AudioWindow, audio_root: str | Path | None = None,
+                 temporal_only: bool = False, positive_only: bool = False, seed: int = 0):
+        rows = read_pairs(path, audio_root)
+        if temporal_only:
+            rows = [r for r in rows if r["neg_caption"]]
+        if positive_only:
+            rows = [{**r, "neg_caption": None} for r in rows]
+        super().__init__(rows, window, seed)
+
+
+def temporal_count(ratio: dict[str, float], batch_size: int) -> int:
+    """Temporal samples per batch for a `{"positive_only": 4, "temporal": 1}` style ratio."""
+    total = ratio["positive_only"] + ratio["temporal"]
+    return int(round(batch_size * ratio["temporal"] / total))
+
+
+class MixedBatchSampler(Sampler[list[int]]):
+    """Batches over ConcatDataset([positive_only, temporal]) with a fixed mix inside every batch.
+
+    An epoch is one pass over the positive-only set (the large one); the temporal set cycles,
+    reshuffled at each pass. With no positive-only set, an epoch is one pass over the temporal set.
+
+    Args:
+        n_positive_only: length of the first dataset.
+        n_temporal: length of the second (its indices are offset by `n_positive_only`).
+        batch_size: samples per batch.
+        ratio: e.g. {"positive_only": 4, "temporal": 1} (paper: 4 : 1).
+        seed: shuffling seed; `set_epoch` changes the order per epoch, reproducibly.
+    """
+
+    def __init__(self, n_positive_only: int, n_temporal: int, batch_size: int,
+                 ratio: dict[str, float], seed: int = 0):
+        self.n_p, self.n_t, self.batch_size, self.seed = n_positive_only, n_temporal, batch_size, seed
+        self.k_t = temporal_count(ratio, batch_size) if n_positive_only else batch_size
+        if n_temporal == 0:
+            self.k_t = 0
+        self.k_p = batch_size - self.k_t
+        if (self.k_p and not n_positive_only) or (self.k_t and not n_temporal) or batch_size < 1:
+            raise DataError(f"cannot fill batches of {batch_size} ({self.k_p} positive-only, {self.k_t} "
+                            f"temporal) from {n_positive_only} positive-only and {n_temporal} temporal samples")
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n_p // self.k_p if self.k_p else self.n_t // self.k_t
+
+    def __iter__(self) -> Iterator[list[int]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        positive = rng.permutation(self.n_p) if self.n_p else np.zeros(0, dtype=int)
+        temporal = _cycle(rng, self.n_t)
+        for b in range(len(self)):
+            batch = positive[b * self.k_p:(b + 1) * self.k_p].tolist()
+            batch += [self.n_p + next(temporal) for _ in range(self.k_t)]
+            yield batch
+
+
+def _cycle(rng: np.random.Generator, n: int) -> Iterator[int]:
+    while n:
+        yield from rng.permutation(n).tolist()
+
+
+class AudioTextCollator:
+    """Stack samples into a batch; negatives are indexed into the batch, bad samples listed.
+
+    Output: `audio` (B, L); `captions` (B); `neg_captions` (K) with `neg_caption_index` (K,);
+    `neg_audio` (M, L) with `neg_audio_index` (M,); `skipped` (reasons). With a tokenizer, `text`
+    holds the captions followed by the negative captions, tokenised together, so positives and
+    negatives go through the text tower in one forward pass.
+
+    Args:
+        tokenizer: optional Hugging Face tokenizer.
+        max_length: token limit for captions.
+    """
+
+    def __init__(self, tokenizer: Callable | None = None, max_length: int = 77):
+        self.tokenizer, self.max_length = tokenizer, max_length
+
+    def __call__(self, samples: list[dict]) -> dict:
+        good = [s for s in samples if "error" not in s]
+        batch: dict = {"skipped": [s["error"] for s in samples if "error" in s], "ids": [s["id"] for s in good]}
+        if not good:
+            return batch
+        batch["audio"] = torch.from_numpy(np.stack([s["audio"] for s in good]))  # (B, L)
+        batch["captions"] = [s["caption"] for s in good]
+        with_neg = [i for i, s in enumerate(good) if s["neg_caption"]]
+        batch["neg_captions"] = [good[i]["neg_caption"] for i in with_neg]
+        batch["neg_caption_index"] = torch.tensor(with_neg, dtype=torch.long)  # (K,)
+        with_audio = [i for i, s in enumerate(good) if s["neg_audio"] is not None]
+        batch["neg_audio"] = torch.from_numpy(
+            np.stack([good[i]["neg_audio"] for i in with_audio]) if with_audio
+            else np.zeros((0, batch["audio"].shape[1]), dtype=np.float32))  # (M, L)
+        batch["neg_audio_index"] = torch.tensor(with_audio, dtype=torch.long)  # (M,)
+        if self.tokenizer is not None:
+            batch["text"] = self.tokenizer(batch["captions"] + batch["neg_captions"], padding=True,
+                                           truncation=True, max_length=self.max_length, return_tensors="pt")
+        return batch

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from torch.utils.data import ConcatDataset, DataLoader
+
+from tclap.data.datasets import (AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips,
+                                 read_pairs, temporal_count)
+from tclap.errors import DataError
+
+
+def test_mixup_clips_give_aligned_positive_and_negative(mixup_dir):
+    train = MixupClips(mixup_dir, "train", AudioWindow(16000, 3.0, train=True), seed=1)
+    sample = train[0]
+    assert sample["audio"].shape == sample["neg_audio"].shape == (48000,)
+    assert sample["caption"] != sample["neg_caption"]
+    # one crop offset for both: the full clips agree on where the window starts
+    full = MixupClips(mixup_dir, "train", AudioWindow(16000, 4.0, train=False))[0]
+    start = next(s for s in range(16001) if np.array_equal(full["audio"][s:s + 48000], sample["audio"]))
+    np.testing.assert_array_equal(full["neg_audio"][start:start + 48000], sample["neg_audio"])
+
+
+def test_evaluation_window_is_deterministic_and_training_crops_vary(mixup_dir):
+    evaluation = MixupClips(mixup_dir, "test", AudioWindow(16000, 2.0, train=False))
+    np.testing.assert_array_equal(evaluation[0]["audio"], evaluation[0]["audio"])
+    train = MixupClips(mixup_dir, "train", AudioWindow(16000, 2.0, train=True))
+    crops = set()
+    for epoch in range(5):
+        train.set_epoch(epoch)
+        crops.add(train[0]["audio"].tobytes())
+    assert len(crops) > 1
+
+
+def test_short_audio_is_repeat_padded(mixup_dir):
+    """LAION-CLAP's repeatpad: whole copies of the 4-s clip, then zeros up to the 9-s window."""
+    sample = MixupClips(mixup_dir, "val", AudioWindow(16000, 9.0, train=True))[0]
+    np.testing.assert_array_equal(sample["audio"][:64000], sample["audio"][64000:128000])
+    assert not sample["audio"][128000:].any() and sample["audio"][:64000].any()
+
+
+def write_pairs(tmp_path, mixup_dir, rows, suffix=".jsonl"):
+    path = tmp_path / f"pairs{suffix}"
+    if suffix == ".jsonl":
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    else:
+        keys = list(rows[0])
+        path.write_text(",".join(keys) + "\n" + "".join(",".join(str(r[k]) for k in keys) + "\n" for r in rows))
+    return path
+
+
+def test_caption_pairs_read_jsonl_and_csv(mixup_dir, tmp_path):
+    audio = str(mixup_dir / "audio" / "mix000000.wav")
+    rows = [{"audio": audio, "caption": "a knock then a beep", "negative": "a beep then a knock"},
+            {"audio": audio, "caption": "a knock and a beep", "negative": ""}]
+    jsonl = write_pairs(tmp_path, mixup_dir, rows)
+    window = AudioWindow(16000, 1.0, train=False)
+    assert len(CaptionPairs(jsonl, window)) == 2
+    assert len(CaptionPairs(jsonl, window, temporal_only=True)) == 1
+    assert CaptionPairs(jsonl, window, positive_only=True)[0]["neg_caption"] is None
+    csv_path = write_pairs(tmp_path, mixup_dir, [{"audio": audio, "caption": "a knock"}], ".csv")
+    assert CaptionPairs(csv_path, window)[0]["audio"].shape == (16000,)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("audio,text\nx.wav,hello\n", "missing column"),
+    ("audio,caption\nx.wav,\n", ":2: empty or missing caption"),
+])
+def test_bad_manifests_name_the_row(tmp_path, content, message):
+    path = tmp_path / "m.csv"
+    path.write_text(content)
+    with pytest.raises(DataError, match=message):
+        read_pairs(path)
+    (tmp_path / "m.jsonl").write_text('{"audio": "a.wav", "caption": "x"}\n{not json\n')
+    with pytest.raises(DataError, match="m.jsonl:2: malformed"):
+        read_pairs(tmp_path / "m.jsonl")
+
+
+def test_unloadable_audio_is_skipped_with_its_reason(mixup_dir, tmp_path):
+    (tmp_path / "broken.wav").write_bytes(b"not audio")
+    sf.write(tmp_path / "ok.wav", np.full(8000, 0.1, dtype=np.float32), 16000)
+    path = write_pairs(tmp_path, mixup_dir, [{"audio": "broken.wav", "caption": "x"},
+                                              {"audio": "ok.wav", "caption": "y"}])
+    dataset = CaptionPairs(path, AudioWindow(16000, 1.0, train=False))
+    batch = next(iter(DataLoader(dataset, batch_size=2, num_workers=1, collate_fn=AudioTextCollator())))
+    assert batch["captions"] == ["y"] and len(batch["skipped"]) == 1
+    assert "broken.wav" in batch["skipped"][0] and "cannot decode" in batch["skipped"][0]
+
+
+def test_batch_mix_ratio_holds_in_every_batch():
+    sampler = MixedBatchSampler(400, 37, batch_size=10, ratio={"positive_only": 4, "temporal": 1}, seed=0)
+    batches = list(sampler)
+    assert len(batches) == 400 // 8 == len(sampler)
+    assert all(sum(i >= 400 for i in b) == 2 and len(b) == 10 for b in batches)
+    positives = [i for b in batches for i in b if i < 400]
+    assert sorted(positives) == list(range(400))  # one pass over the large set, no repeats
+    temporal = Counter(i for b in batches for i in b if i >= 400)
+    assert set(temporal) == set(range(400, 437))  # the small set cycles
+    assert list(MixedBatchSampler(400, 37, 10, {"positive_only": 4, "temporal": 1}, seed=0)) == batches
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_batch_mix_edge_cases():
+    assert temporal_count({"positive_only": 4, "temporal": 1}, 512) == 102
+    only_temporal = MixedBatchSampler(0, 20, 4, {"positive_only": 4, "temporal": 1})
+    assert len(list(only_temporal)) == 5 and all(min(b) >= 0 for b in only_temporal)
+    with pytest.raises(DataError, match="cannot fill"):
+        MixedBatchSampler(0, 0, 4, {"positive_only": 4, "temporal": 1})
+
+
+def test_collator_indexes_negatives_into_the_batch(mixup_dir, tmp_path):
+    window = AudioWindow(16000, 1.0, train=False)
+    audio = str(mixup_dir / "audio" / "mix000000.wav")
+    pairs = CaptionPairs(write_pairs(tmp_path, mixup_dir, [{"audio": audio, "caption": "p0"},
+                                                           {"audio": audio, "caption": "p1"}]), window)
+    temporal = MixupClips(mixup_dir, "train", window)
+    data = ConcatDataset([pairs, temporal])
+    seen = []
+
+    def tokenizer(texts, **kwargs):
+        seen.append(texts)
+        return {"input_ids": torch.zeros(len(texts), 3)}
+
+    batch = AudioTextCollator(tokenizer)([data[0], data[2], data[1], data[3]])
+    assert batch["audio"].shape == (4, 16000)
+    assert batch["neg_caption_index"].tolist() == [1, 3] == batch["neg_audio_index"].tolist()
+    assert batch["neg_captions"] == [temporal[0]["neg_caption"], temporal[1]["neg_caption"]]
+    assert seen == [batch["captions"] + batch["neg_captions"]]
+    assert torch.equal(batch["neg_audio"][0], torch.from_numpy(temporal[0]["neg_audio"]))

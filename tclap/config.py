@@ -53,3 +53,28 @@ def section(cls: type[T], config: str | Path | None, name: str, overrides: dict[
         values = dict(data.get(name) or {})
     values.update({k: v for k, v in overrides.items() if v is not None})
     return build(cls, values, f"{config}: {name}" if config else name)
+
+
+def apply_overrides(data: dict[str, Any], assignments: list[str]) -> dict[str, Any]:
+    """Apply `section.key=value` assignments (values parsed as YAML) to a config mapping, in place.
+
+    Args:
+        data: the mapping read from a config file.
+        assignments: e.g. ["train.lr=3e-4", "loss.temporal_weight=0", "data.positive_only=[a.jsonl]"].
+    """
+    for assignment in assignments:
+        key, sep, raw = assignment.partition("=")
+        path = key.strip().split(".")
+        if not sep or len(path) != 2 or not all(path):
+            raise DataError(f"--set {assignment!r}: expected SECTION.KEY=VALUE, e.g. train.lr=3e-4")
+        value = yaml.safe_load(raw) if raw.strip() else None
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        data.setdefault(path[0], {})
+        if not isinstance(data[path[0]], dict):
+            raise DataError(f"--set {assignment!r}: {path[0]} is not a section")
+        data[path[0]][path[1]] = value
+    return data

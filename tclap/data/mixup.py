@@ -7,6 +7,7 @@ build resumes where it stopped and gives the same clips, whatever the number of 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -243,14 +244,18 @@ def _check_settings(out: Path, cfg: MixupConfig, library: Path) -> None:
     path.write_text(json.dumps(settings, indent=2))
 
 
-def _map(function, items: list, workers: int, desc: str) -> Iterator:
-    """Ordered map with a progress bar, in-process for one worker."""
-    bar = dict(total=len(items), desc=desc, unit="clip" if desc == "mixup" else "file", leave=False)
+def _pool(workers: int):
+    """One worker pool for a whole build; fork where the platform has it (spawn re-imports librosa)."""
     if workers <= 1:
-        yield from tqdm(map(function, items), **bar)
-        return
-    with multiprocessing.get_context("spawn").Pool(workers) as pool:
-        yield from tqdm(pool.imap(function, items, chunksize=8), **bar)
+        return contextlib.nullcontext(None)
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn").Pool(workers)
+
+
+def _map(pool, function, items: list, desc: str) -> Iterator:
+    """Ordered map with a progress bar; in-process without a pool."""
+    mapped = pool.imap(function, items, chunksize=8) if pool is not None else map(function, items)
+    yield from tqdm(mapped, total=len(items), desc=desc, leave=False)
 
 
 @dataclass
@@ -276,8 +281,18 @@ def build_mixup(library_dir: str | Path, out: str | Path, cfg: MixupConfig, work
     (out / "audio").mkdir(parents=True, exist_ok=True)
     _check_settings(out, cfg, library_dir)
     report = MixupReport()
-    usable = _usable_files(library, cfg, workers, report)
+    with _pool(workers) as pool:
+        usable = _usable_files(library, cfg, pool, report)
+        _build_missing(usable, out, cfg, pool, report)
+    if report.failed_clips:
+        first = next(iter(report.failed_clips.items()))
+        raise DataError(f"{len(report.failed_clips)} clip(s) failed, first {first[0]}: {first[1]}; "
+                        "the others are saved, rerun to retry")
+    return report
 
+
+def _build_missing(usable: dict, out: Path, cfg: MixupConfig, pool, report: MixupReport) -> None:
+    """Render the clips not yet in the manifest, appending each record as it is written."""
     manifest = out / MANIFEST
     done = {r["id"] for r in read_manifest(manifest)}
     if manifest.exists():  # rewrite without a truncated tail, so appends start on a fresh line
@@ -287,7 +302,7 @@ def build_mixup(library_dir: str | Path, out: str | Path, cfg: MixupConfig, work
     todo = [p for p in plans if p.id not in done]
     report.reused = len(plans) - len(todo)
     with open(manifest, "a", encoding="utf-8") as handle:
-        for record in _map(_build_one, [(p, cfg, out) for p in todo], workers, "mixup"):
+        for record in _map(pool, _build_one, [(p, cfg, out) for p in todo], "mixup"):
             if "error" in record:
                 report.failed_clips[record["id"]] = f"{record['error']} (sources: {record['sources']})"
                 continue
@@ -296,17 +311,12 @@ def build_mixup(library_dir: str | Path, out: str | Path, cfg: MixupConfig, work
             report.built += 1
     for record in read_manifest(manifest):
         report.per_split[record["split"]] += 1
-    if report.failed_clips:
-        first = next(iter(report.failed_clips.items()))
-        raise DataError(f"{len(report.failed_clips)} clip(s) failed, first {first[0]}: {first[1]}; "
-                        "the others are saved, rerun to retry")
-    return report
 
 
-def _usable_files(library: SoundLibrary, cfg: MixupConfig, workers: int,
+def _usable_files(library: SoundLibrary, cfg: MixupConfig, pool,
                   report: MixupReport) -> dict[str, dict[str, list[LibraryFile]]]:
     """Check every source file once; group usable ones by split and category."""
-    reasons = list(_map(_check_file, [(f, cfg) for f in library.files], workers, "checking files"))
+    reasons = list(_map(pool, _check_file, [(f, cfg) for f in library.files], "checking files"))
     for file, reason in zip(library.files, reasons):
         if reason is not None:
             if not cfg.skip_bad_files:

@@ -1,0 +1,200 @@
+"""The `tclap` command: one subcommand per job, each a thin wrapper over the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from tclap.errors import DataError
+
+REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+
+
+def _synth_world(args: argparse.Namespace) -> None:
+    from tclap.config import section
+    from tclap.data.synth import SynthConfig, synthesize_world
+
+    cfg = section(SynthConfig, args.config, "synth", {
+        "classes": args.classes, "files_per_class": args.files_per_class, "sample_rate": args.sample_rate,
+        "duration": args.duration, "seed": args.seed})
+    out = synthesize_world(args.out, cfg)
+    print(f"wrote {cfg.files_per_class * len(cfg.classes or [])} files to {out}" if cfg.classes
+          else f"wrote sound world to {out}")
+
+
+def _mixup(args: argparse.Namespace) -> None:
+    from tclap.config import section
+    from tclap.data.mixup import MixupConfig, build_mixup
+
+    cfg = section(MixupConfig, args.config, "mixup", {
+        "clips": args.clips, "events": args.events, "clip_seconds": args.clip_seconds,
+        "sample_rate": args.sample_rate, "crossfade_seconds": args.crossfade, "seed": args.seed,
+        "skip_bad_files": False if args.strict else None})
+    start = time.perf_counter()
+    report = build_mixup(args.library, args.out, cfg, workers=args.workers)
+    seconds = time.perf_counter() - start
+    print(f"built {report.built} clips, kept {report.reused} from an earlier run "
+          f"({report.built / seconds:.1f} clips/s); per split: {dict(report.per_split)}")
+    if report.skipped_files:
+        print(f"skipped {len(report.skipped_files)} unusable source file(s):")
+        for path, reason in report.skipped_files.items():
+            print(f"  {reason}")
+
+
+def _llm_backend(args: argparse.Namespace):
+    from tclap.data.llm_negatives import LLMBackend, LocalCausalLMClient, OpenAIChatClient
+
+    if bool(args.llm_url) == bool(args.llm_local):
+        raise DataError("--backend llm needs exactly one of --llm-url (with --llm-model) or --llm-local")
+    if args.llm_url:
+        if not args.llm_model:
+            raise DataError("--llm-url needs --llm-model")
+        client = OpenAIChatClient(args.llm_url, args.llm_model, api_key=os.environ.get(args.llm_api_key_env))
+    else:
+        client = LocalCausalLMClient(args.llm_local)
+    return LLMBackend(client, cache_path=args.llm_cache, requests_per_second=args.llm_rps)
+
+
+def _backend(args: argparse.Namespace):
+    from tclap.data.negatives import RuleBackend
+
+    return RuleBackend() if args.backend == "rule" else _llm_backend(args)
+
+
+def _negatives(args: argparse.Namespace) -> None:
+    from tclap.data.captions import read_captions
+    from tclap.data.negatives_job import write_negatives
+
+    rows = read_captions(args.captions, audio_name=args.audio_name)
+    counts = write_negatives(rows, _backend(args), args.out, batch_size=args.batch_size)
+    swapped, reused = counts.pop("swapped", 0), counts.pop("reused", 0)
+    print(f"{args.out}: {swapped} negatives written, {sum(counts.values())} captions not swappable, "
+          f"{reused} kept from an earlier run")
+    for reason, n in counts.most_common():
+        print(f"  {n:6d}  {reason}")
+
+
+def _negatives_eval(args: argparse.Namespace) -> None:
+    from tclap.data.negatives_eval import LABELLED_SET, evaluate_backend
+
+    report = evaluate_backend(_backend(args), args.labelled or LABELLED_SET)
+    print(f"precision {report['precision']:.1%} ({report['correct']}/{report['produced']}), "
+          f"coverage {report['coverage']:.1%} ({report['correct']}/{report['swappable']}), "
+          f"false swaps {report['false_swaps']} on {report['items']} labelled captions")
+    for kind, counts in report["per_kind"].items():
+        print(f"  {kind:13s} {counts}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=2))
+
+
+def _shards(args: argparse.Namespace) -> None:
+    from tclap.data.datasets import read_pairs
+    from tclap.data.mixup import MANIFEST, read_manifest
+    from tclap.data.shards import write_shards
+
+    if bool(args.mixup) == bool(args.pairs):
+        raise DataError("give exactly one of --mixup DIR or --pairs FILE")
+    if args.mixup:
+        root = Path(args.mixup)
+        rows = [{"id": r["id"], "audio": root / r["audio"], "caption": r["caption"],
+                 "neg_caption": r["neg_caption"], "neg_audio": root / r["neg_audio"]}
+                for r in read_manifest(root / MANIFEST) if args.split is None or r["split"] == args.split]
+    else:
+        rows = read_pairs(args.pairs, args.audio_root)
+    paths = write_shards(rows, args.out, shard_size=args.shard_size)
+    print(f"wrote {len(rows)} samples in {len(paths)} shard(s) to {args.out}")
+
+
+def _experiment(args: argparse.Namespace) -> None:
+    from tclap.experiment import run_offline
+
+    run_offline(Path(args.out), args.config, workers=args.workers)
+
+
+def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["rule", "llm"], default="rule",
+                        help="rule-based swapper, or an LLM whose answers are validated (default: rule)")
+    llm = parser.add_argument_group("LLM backend")
+    llm.add_argument("--llm-url", help="OpenAI-compatible endpoint root, e.g. http://127.0.0.1:8000/v1")
+    llm.add_argument("--llm-model", help="model name the endpoint serves")
+    llm.add_argument("--llm-api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
+    llm.add_argument("--llm-local", help="local transformers causal LM directory instead of an endpoint")
+    llm.add_argument("--llm-cache", type=Path, help="SQLite answer cache (reruns ask nothing twice)")
+    llm.add_argument("--llm-rps", type=float, help="maximum requests per second")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tclap", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("synth-world", help="write the synthesised sound library (ESC-50 layout)")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--config", type=Path, help="YAML with a `synth:` section")
+    p.add_argument("--classes", nargs="+", help="subset of classes (default: all)")
+    p.add_argument("--files-per-class", type=int)
+    p.add_argument("--sample-rate", type=int)
+    p.add_argument("--duration", type=float, help="seconds per file")
+    p.add_argument("--seed", type=int)
+    p.set_defaults(run=_synth_world)
+
+    p = commands.add_parser("mixup", help="build mixed-up clips with negative captions and audio")
+    p.add_argument("--library", required=True, type=Path, help="sound library in ESC-50 layout")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--config", type=Path, help="YAML with a `mixup:` section (e.g. configs/data/offline.yaml)")
+    p.add_argument("--clips", type=int, help="total clips over train/val/test")
+    p.add_argument("--events", type=int, nargs="+", choices=[2, 3], help="event counts to draw from")
+    p.add_argument("--clip-seconds", type=float)
+    p.add_argument("--sample-rate", type=int)
+    p.add_argument("--crossfade", type=float, help="maximum overlap of consecutive events, seconds")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--strict", action="store_true", help="stop at the first unusable source file")
+    p.set_defaults(run=_mixup)
+
+    p = commands.add_parser("negatives", help="write order-swapped negative captions for a caption file")
+    p.add_argument("--captions", required=True, type=Path, help="AudioCaps CSV, Clotho CSV or one caption per line")
+    p.add_argument("--out", required=True, type=Path, help="JSONL output (resumed if it exists)")
+    p.add_argument("--audio-name", help="format string for the audio file name, over the CSV's columns")
+    p.add_argument("--batch-size", type=int, default=32)
+    _add_backend_flags(p)
+    p.set_defaults(run=_negatives)
+
+    p = commands.add_parser("negatives-eval", help="precision and coverage of a backend on the labelled set")
+    p.add_argument("--labelled", type=Path, help="labelled JSONL (default: the shipped set)")
+    p.add_argument("--out", type=Path, help="write the full report (with every mistake) as JSON")
+    _add_backend_flags(p)
+    p.set_defaults(run=_negatives_eval)
+
+    p = commands.add_parser("shards", help="pack a dataset into webdataset tar shards")
+    p.add_argument("--mixup", type=Path, help="mixed-up clip folder")
+    p.add_argument("--split", choices=["train", "val", "test"], help="with --mixup: one split only")
+    p.add_argument("--pairs", type=Path, help="audio-caption manifest (CSV/JSONL: audio, caption[, negative])")
+    p.add_argument("--audio-root", type=Path, help="with --pairs: folder audio paths are relative to")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--shard-size", type=int, default=1000)
+    p.set_defaults(run=_shards)
+
+    p = commands.add_parser("experiment", help="run an end-to-end recipe")
+    p.add_argument("name", choices=["offline"])
+    p.add_argument("--out", type=Path, default=Path("results/offline"))
+    p.add_argument("--config", type=Path, default=REPO_CONFIGS / "data" / "offline.yaml")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.set_defaults(run=_experiment)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except DataError as error:
+        print(f"tclap {args.command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

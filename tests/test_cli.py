@@ -1,0 +1,84 @@
+"""The `tclap` command end to end, on tiny settings."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tclap.cli import main
+from tclap.data.mixup import MANIFEST, read_manifest
+
+
+def run(capsys, *argv):
+    main([str(a) for a in argv])
+    return capsys.readouterr().out
+
+
+def test_help_lists_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "tclap.cli", "--help"], capture_output=True, text=True).stdout
+    for command in ("synth-world", "mixup", "negatives", "negatives-eval", "shards", "experiment"):
+        assert command in out
+
+
+def test_data_errors_exit_2_with_a_message_and_no_traceback(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "tclap.cli", "mixup", "--library", str(tmp_path),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "meta CSV not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_config_key_lists_the_valid_ones(tmp_path, capsys):
+    config = tmp_path / "c.yaml"
+    config.write_text("mixup:\n  clips: 10\n  clip_lenght: 3\n")
+    with pytest.raises(SystemExit) as exit_:
+        main(["mixup", "--library", str(tmp_path), "--out", str(tmp_path / "o"), "--config", str(config)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) clip_lenght" in err and "clip_seconds" in err
+
+
+def test_synth_world_then_mixup_with_flags_over_config(tmp_path, capsys):
+    run(capsys, "synth-world", "--out", tmp_path / "w", "--files-per-class", 5, "--classes", "beep", "siren", "knock")
+    config = tmp_path / "c.yaml"
+    config.write_text("mixup:\n  clips: 50\n  clip_seconds: 4.0\n")
+    out = run(capsys, "mixup", "--library", tmp_path / "w", "--out", tmp_path / "m", "--config", config,
+              "--clips", 12, "--workers", 1)
+    assert "built 12 clips" in out and "clips/s" in out
+    records = read_manifest(tmp_path / "m" / MANIFEST)
+    assert len(records) == 12 and {e["category"] for r in records for e in r["events"]} <= {"beep", "siren", "knock"}
+
+
+def test_negatives_on_a_clotho_csv(tmp_path, capsys):
+    captions = tmp_path / "clotho.csv"
+    captions.write_text("file_name,caption_1,caption_2,caption_3,caption_4,caption_5\n"
+                        "a.wav,a dog barks and then a man speaks,rain falls,"
+                        "a bell rings followed by a door slams,wind blows while birds sing,a car passes\n")
+    out = run(capsys, "negatives", "--captions", captions, "--out", tmp_path / "neg.jsonl")
+    records = [json.loads(line) for line in (tmp_path / "neg.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in records] == [f"a.wav#{k}" for k in range(1, 6)]
+    assert records[0]["negative"] == "a man speaks and then a dog barks" and records[0]["audio"] == "a.wav"
+    assert records[1]["negative"] is None and records[3]["negative"] is None
+    assert "not swappable" in out
+
+
+def test_negatives_eval_reports_precision_and_coverage(tmp_path, capsys):
+    out = run(capsys, "negatives-eval", "--out", tmp_path / "r.json")
+    assert "precision" in out and "coverage" in out
+    assert json.loads((tmp_path / "r.json").read_text())["items"] >= 60
+
+
+def test_shards_from_a_mixup_split(mixup_dir, tmp_path, capsys):
+    out = run(capsys, "shards", "--mixup", mixup_dir, "--split", "test", "--out", tmp_path, "--shard-size", 4)
+    assert "wrote 10 samples in 3 shard(s)" in out
+
+
+@pytest.mark.slow
+def test_offline_experiment_runs_end_to_end_on_small_settings(tmp_path, capsys):
+    config = tmp_path / "small.yaml"
+    config.write_text("synth:\n  files_per_class: 5\nmixup:\n  clips: 20\n  clip_seconds: 4.0\n")
+    run(capsys, "experiment", "offline", "--out", tmp_path / "run", "--config", config, "--workers", 1)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["mixup"]["built"] == 20 and 0 < summary["rule_negatives"]["precision"] <= 1
+    assert (tmp_path / "run" / "negatives_eval.json").exists()

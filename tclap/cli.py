@@ -109,6 +109,40 @@ def _shards(args: argparse.Namespace) -> None:
     print(f"wrote {len(rows)} samples in {len(paths)} shard(s) to {args.out}")
 
 
+def _convert_laion(args: argparse.Namespace) -> None:
+    from transformers import ClapConfig
+
+    from tclap.convert_laion import convert_laion_checkpoint
+
+    config = ClapConfig.from_pretrained(args.config) if args.config else None
+    convert_laion_checkpoint(args.checkpoint, args.out, config, trust_pickle=args.trust_pickle)
+    print(f"wrote {args.out}; save the matching ClapProcessor next to it (e.g. from laion/clap-htsat-unfused)")
+
+
+def _order_free_pairs(args: argparse.Namespace) -> None:
+    from tclap.data.orderfree import write_order_free_pairs
+
+    n = write_order_free_pairs(args.mixup, args.out, split=args.split, seed=args.seed)
+    print(f"wrote {n} order-free audio-caption pairs to {args.out}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from tclap.evaluation import t_classify_breakdown
+    from tclap.model import ClapEncoder, load_clap
+
+    results = {}
+    for model_dir in args.model:
+        encoder = ClapEncoder(*load_clap(model_dir))
+        results[str(model_dir)] = t_classify_breakdown(encoder, args.mixup, args.split)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
+    keys = sorted({k for r in results.values() for k in r if k.startswith("tclassify")})
+    lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines += [f"| {m} | " + " | ".join(f"{r.get(k, float('nan')):.1f}" for k in keys) + " |" for m, r in results.items()]
+    (args.out / "table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
 def _experiment(args: argparse.Namespace) -> None:
     from tclap.experiment import run_offline
 
@@ -177,6 +211,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--shard-size", type=int, default=1000)
     p.set_defaults(run=_shards)
+
+    p = commands.add_parser("order-free-pairs", help="order-free captions of a mixup split (baseline CLAP data)")
+    p.add_argument("--mixup", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--split", default="train", choices=["train", "val", "test"])
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_order_free_pairs)
+
+    p = commands.add_parser("convert-laion", help="import an original LAION-CLAP .pt checkpoint as a ClapModel dir")
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("out", type=Path)
+    p.add_argument("--config", help="ClapConfig dir or hub id (default: laion/clap-htsat-unfused's architecture)")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="allow arbitrary pickled objects in the file (only for files you trust)")
+    p.set_defaults(run=_convert_laion)
+
+    p = commands.add_parser("evaluate", help="T-Classify of one or more CLAP checkpoints on a mixed-up split")
+    p.add_argument("--model", required=True, nargs="+", type=Path, help="checkpoint directories")
+    p.add_argument("--mixup", required=True, type=Path, help="folder built by `tclap mixup`")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--out", required=True, type=Path, help="folder for metrics.json and table.md")
+    p.set_defaults(run=_evaluate)
 
     p = commands.add_parser("experiment", help="run an end-to-end recipe")
     p.add_argument("name", choices=["offline"])

@@ -1,0 +1,140 @@
+"""Fine-tune a CLAP into T-CLAP (or pretrain the offline baseline) on `accelerate`.
+
+A run config has four sections, each a dataclass: `model` (ModelConfig), `data` (DataConfig),
+`loss` (LossConfig), `train` (TrainConfig). Batches mix positive-only pairs and temporal samples
+at `data.batch_mix`; the temporal samples bring negative captions (and, for mixed-up clips,
+negative audio) that go through the towers in the same forward pass as the positives.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import ConcatDataset, DataLoader
+
+from tclap.config import build
+from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips
+from tclap.errors import DataError
+from tclap.evaluation import t_classify
+from tclap.losses import LossConfig, TclapLoss
+from tclap.model import ClapEncoder, ModelConfig, build_tiny, load_clap, save_clap
+from tclap.trainer import TrainConfig, Trainer, TrainerParts
+
+
+@dataclass
+class DataConfig:
+    mixup: str | None = None                                 # mixed-up clip folder (negative caption + audio)
+    temporal_captions: list[str] = field(default_factory=list)  # manifests with a `negative` column
+    positive_only: list[str] = field(default_factory=list)      # manifests of audio-caption pairs
+    batch_mix: dict[str, float] = field(default_factory=lambda: {"positive_only": 4, "temporal": 1})
+    validation: str | None = None   # mixed-up clip folder whose val split is scored in training (default: mixup)
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    freeze: list[str] = field(default_factory=list)  # ClapModel sub-modules kept fixed, e.g. [audio_model]
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str) -> RunConfig:
+        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(sections))
+        if unknown:
+            raise DataError(f"{where}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sections)}")
+        types = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "train": TrainConfig}
+        values = {k: build(types[k], data.get(k) or {}, f"{where}: {k}") for k in types}
+        return cls(**values, freeze=list(data.get("freeze") or []))
+
+
+class EncoderWithLoss(nn.Module):
+    """The trained module: ClapEncoder + loss, so DDP sees one forward per step."""
+
+    def __init__(self, encoder: ClapEncoder, loss: TclapLoss):
+        super().__init__()
+        self.encoder, self.criterion = encoder, loss
+
+    def forward(self, batch: dict) -> dict[str, Tensor]:
+        b = len(batch["captions"])
+        audio = torch.cat([batch["audio"], batch["neg_audio"]])          # (B + M, L)
+        audio_embeds = self.encoder.audio_embeds(audio)                  # (B + M, D)
+        text_embeds = self.encoder.text_embeds(batch["text"]["input_ids"], batch["text"]["attention_mask"])  # (B + K, D)
+        model = self.encoder.model
+        return self.criterion(audio_embeds[:b], text_embeds[:b], model.logit_scale_a, model.logit_scale_t,
+                              text_embeds[b:], batch["neg_caption_index"], audio_embeds[b:], batch["neg_audio_index"])
+
+
+def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[list, list]:
+    """(positive-only datasets, temporal datasets) for the training split."""
+    positive = [CaptionPairs(p, window, positive_only=True, seed=seed) for p in cfg.positive_only]
+    temporal = [CaptionPairs(p, window, temporal_only=True, seed=seed) for p in cfg.temporal_captions]
+    if cfg.mixup:
+        temporal.append(MixupClips(cfg.mixup, "train", window, seed=seed))
+    if not positive and not temporal:
+        raise DataError("data: no training data (set data.mixup, data.temporal_captions or data.positive_only)")
+    return positive, temporal
+
+
+def _captions(datasets: list) -> list[str]:
+    return [t for d in datasets for r in d.rows for t in (r["caption"], r.get("neg_caption")) if t]
+
+
+def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
+    """Model, training dataloader and processor for a run."""
+    seed = cfg.train.seed
+    if cfg.model.init == "tiny":
+        max_length_s = cfg.model.features["max_length_s"]
+        window = AudioWindow(cfg.model.features["sampling_rate"], max_length_s, train=True)
+        positive, temporal = build_datasets(cfg.data, window, seed)
+        model, processor = build_tiny(cfg.model, _captions(positive + temporal), seed=seed)
+    else:
+        model, processor = load_clap(cfg.model.init)
+        fe = processor.feature_extractor
+        window = AudioWindow(fe.sampling_rate, fe.max_length_s, train=True)
+        positive, temporal = build_datasets(cfg.data, window, seed)
+    for name in cfg.freeze:
+        if not hasattr(model, name):
+            raise DataError(f"freeze: ClapModel has no sub-module {name!r}")
+        getattr(model, name).requires_grad_(False)
+    sampler = MixedBatchSampler(sum(map(len, positive)), sum(map(len, temporal)), cfg.train.batch_size,
+                                cfg.data.batch_mix, seed=seed)
+    loader = DataLoader(ConcatDataset(positive + temporal), batch_sampler=sampler,
+                        collate_fn=AudioTextCollator(processor.tokenizer), num_workers=cfg.train.num_workers)
+    return EncoderWithLoss(ClapEncoder(model, processor), TclapLoss(cfg.loss)), loader, processor
+
+
+def run(cfg: RunConfig, resume: str | None = None, provenance: dict | None = None) -> Path:
+    """Train; returns the final checkpoint directory (`train.output_dir/final`)."""
+    module, loader, processor = prepare(cfg)
+    output_dir = Path(cfg.train.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    record = {"config": dataclasses.asdict(cfg), **(provenance or {})}
+    (output_dir / "run_config.json").write_text(json.dumps(record, indent=2, default=str))
+
+    def loss(model: nn.Module, batch: dict) -> dict[str, Tensor]:
+        if batch["skipped"]:
+            raise DataError(f"unreadable training sample(s): {batch['skipped'][:3]}")
+        return model(batch)
+
+    def export(trained: EncoderWithLoss, path: Path) -> None:
+        save_clap(trained.encoder.model, processor, path, record)
+
+    def load(trained: EncoderWithLoss, path: Path) -> None:
+        trained.encoder.model.load_state_dict(type(trained.encoder.model).from_pretrained(path).state_dict())
+
+    validate = None
+    if cfg.data.validation or cfg.data.mixup:
+        window = AudioWindow(processor.feature_extractor.sampling_rate, processor.feature_extractor.max_length_s, False)
+        val = MixupClips(cfg.data.validation or cfg.data.mixup, "val", window)
+
+        def validate(trained: EncoderWithLoss) -> dict[str, float]:
+            return t_classify(trained.encoder, val)
+
+    parts = TrainerParts(module, loader, loss, export, load, validate)
+    return Trainer(cfg.train, parts).fit(resume)

@@ -1,0 +1,97 @@
+"""train_tclap.py on the small offline world: saved files, validation, kill -9 and resume."""
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from transformers import ClapModel, ClapProcessor, ClapTextModelWithProjection
+
+from tclap.data.orderfree import write_order_free_pairs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def run_config(mixup_dir, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tclap_run")
+    pairs = folder / "orderfree.jsonl"
+    write_order_free_pairs(mixup_dir, pairs)
+
+    def write(output_dir: Path, **train) -> Path:
+        config = {
+            "model": {"init": "tiny", "vocab_size": 400},
+            "data": {"mixup": str(mixup_dir), "positive_only": [str(pairs)],
+                     "batch_mix": {"positive_only": 4, "temporal": 1}},
+            "loss": {"temporal_weight": 0.5},
+            "train": {"output_dir": str(output_dir), "steps": 4, "batch_size": 5, "lr": 1e-3, "warmup_steps": 2,
+                      "checkpoint_every": 2, "validate_every": 2, "log_every": 1, "seed": 0, **train},
+        }
+        path = output_dir.with_suffix(".yaml")
+        path.write_text(yaml.safe_dump(config))
+        return path
+
+    return write
+
+
+def test_two_steps_write_a_loadable_checkpoint_and_metrics(run_config, tmp_path):
+    from train_tclap import main
+
+    main(["--config", str(run_config(tmp_path / "run"))])
+    final = tmp_path / "run" / "final"
+    for name in ("model.safetensors", "config.json", "preprocessor_config.json", "tokenizer.json",
+                 "tclap_provenance.json"):
+        assert (final / name).exists(), name
+    model = ClapModel.from_pretrained(final)
+    assert ClapProcessor.from_pretrained(final).feature_extractor.sampling_rate == 16000
+    text = ClapTextModelWithProjection.from_pretrained(final)
+    assert torch.equal(text.text_projection.linear1.weight, model.text_projection.linear1.weight)
+    names = {r["name"] for r in csv.DictReader(open(tmp_path / "run" / "metrics.csv"))}
+    assert {"loss", "contrastive_loss", "temporal_loss", "val/tclassify_t2a", "val/tclassify_a2t"} <= names
+    assert (tmp_path / "run" / "checkpoint-4" / "model" / "model.safetensors").exists()
+
+
+def test_unknown_config_key_is_a_clear_error(run_config, tmp_path, capsys):
+    from train_tclap import main
+
+    with pytest.raises(SystemExit):
+        main(["--config", str(run_config(tmp_path / "run")), "--set", "train.learning_rate=1"])
+    assert "unknown key(s) learning_rate; valid keys: output_dir, steps" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_reaches_the_same_weights(run_config, tmp_path):
+    steps = dict(steps=8, checkpoint_every=2, validate_every=100, log_every=4)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
+
+    def launch(config: Path, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(ROOT / "train_tclap.py"), "--config", str(config), *extra],
+                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    straight = launch(run_config(tmp_path / "straight", **steps))
+    killed_config = run_config(tmp_path / "killed", **steps)
+    victim = launch(killed_config)
+    marker = tmp_path / "killed" / "checkpoint-4" / "model" / "model.safetensors"
+    deadline = time.time() + 240
+    while not marker.exists() and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # let accelerate finish the rest of checkpoint-4
+    victim.send_signal(signal.SIGKILL)
+    assert victim.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert not (tmp_path / "killed" / "final").exists()
+    resumed = launch(killed_config, "--resume", "latest")
+    assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()[-2000:]
+    assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()[-2000:]
+    a = load_file(tmp_path / "straight" / "final" / "model.safetensors")
+    b = load_file(tmp_path / "killed" / "final" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name

@@ -1,0 +1,101 @@
+"""The shared accelerate loop on a toy regression: resume, retention, NaN stop, EMA, logging."""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from tclap.trainer import TrainConfig, Trainer, TrainerParts, TrainingDiverged, checkpoints
+
+
+class Toy(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.3), torch.nn.Linear(8, 1))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def data() -> DataLoader:
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=g)
+    dataset = TensorDataset(x, x.sum(1, keepdim=True))
+    return DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(1))
+
+
+def parts(fail_at: int | None = None, nan_at: int | None = None) -> TrainerParts:
+    calls = {"n": 0}
+
+    def loss(model, batch):
+        calls["n"] += 1
+        if calls["n"] == fail_at:
+            raise KeyboardInterrupt("simulated kill")
+        x, y = batch
+        value = torch.nn.functional.mse_loss(model(x), y)
+        if calls["n"] == nan_at:
+            value = value * float("nan")
+        return {"mse_loss": value}
+
+    def export(model, path: Path):
+        path.mkdir(parents=True, exist_ok=True)
+        torch.save(model.state_dict(), path / "weights.pt")
+
+    def load(model, path: Path):
+        model.load_state_dict(torch.load(path / "weights.pt"))
+
+    return TrainerParts(Toy(), data(), loss, export, load)
+
+
+def config(tmp_path, **kw) -> TrainConfig:
+    return TrainConfig(**{"output_dir": str(tmp_path), "steps": 12, "batch_size": 4, "lr": 1e-2, "warmup_steps": 3,
+                          "checkpoint_every": 4, "keep_checkpoints": 2, "log_every": 2, "validate_every": 100, **kw})
+
+
+def final_weights(path: Path) -> dict:
+    return torch.load(path / "weights.pt")
+
+
+def test_resume_after_a_crash_reaches_the_same_weights(tmp_path):
+    straight = Trainer(config(tmp_path / "a"), parts()).fit()
+    # crash during step 7 (after checkpoint-4), then resume: optimizer, scheduler, RNG and data position restored
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(tmp_path / "b"), parts(fail_at=7)).fit()
+    assert [p.name for p in checkpoints(tmp_path / "b")] == ["checkpoint-4"]
+    resumed = Trainer(config(tmp_path / "b"), parts()).fit(resume="latest")
+    for name, value in final_weights(straight).items():
+        assert torch.equal(value, final_weights(resumed)[name]), name
+
+
+def test_checkpoints_are_pruned_and_hold_a_save_pretrained_folder(tmp_path):
+    Trainer(config(tmp_path), parts()).fit()
+    kept = checkpoints(tmp_path)
+    assert [p.name for p in kept] == ["checkpoint-8", "checkpoint-12"]
+    assert (kept[-1] / "model" / "weights.pt").exists() and not list(kept[-1].glob("model*.safetensors"))
+
+
+def test_a_nan_loss_stops_with_the_last_good_checkpoint(tmp_path):
+    with pytest.raises(TrainingDiverged, match=r"non-finite loss at step 6 .*checkpoint-4"):
+        Trainer(config(tmp_path), parts(nan_at=6)).fit()
+    assert [p.name for p in checkpoints(tmp_path)] == ["checkpoint-4"]
+
+
+def test_metrics_csv_and_linear_warmup(tmp_path):
+    Trainer(config(tmp_path, warmup_steps=6), parts()).fit()
+    rows = list(csv.DictReader(open(tmp_path / "metrics.csv")))
+    lr = {int(r["step"]): float(r["value"]) for r in rows if r["name"] == "lr"}
+    # after s updates the factor is min(1, (s + 1) / 6)
+    assert lr[2] == pytest.approx(1e-2 * 3 / 6) and lr[4] == pytest.approx(1e-2 * 5 / 6)
+    assert lr[6] == lr[12] == pytest.approx(1e-2)
+    assert {r["name"] for r in rows} >= {"loss", "mse_loss", "lr"}
+
+
+def test_ema_is_what_gets_exported(tmp_path):
+    final = Trainer(config(tmp_path, ema_decay=0.9), parts()).fit()
+    live = final_weights(checkpoints(tmp_path)[-1] / "model")
+    ema = final_weights(final)
+    assert any(not torch.equal(live[k], ema[k]) for k in live)

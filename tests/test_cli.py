@@ -18,7 +18,8 @@ def run(capsys, *argv):
 
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "tclap.cli", "--help"], capture_output=True, text=True).stdout
-    for command in ("synth-world", "mixup", "negatives", "negatives-eval", "shards", "experiment"):
+    for command in ("synth-world", "mixup", "negatives", "negatives-eval", "shards", "order-free-pairs",
+                    "convert-laion", "evaluate", "experiment"):
         assert command in out
 
 

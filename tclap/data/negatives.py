@@ -1,4 +1,5 @@
-"""Order-swapped negative captions: the shared result type and the rule-based backend."""
+"""Order-swapped negative captions: the shared result type, the rule-based backend and the
+verb-form converter it uses to move events between clause and noun-phrase slots."""
 from __future__ import annotations
 
 import re
@@ -24,8 +25,9 @@ class Negative:
 # bind tighter than then/commas, so "A before B, then C" is (A before B), then C. The negative keeps
 # the written skeleton (every link's text where it was) and moves the events through the slots,
 # which turns a template caption into the same template with the labels permuted. When an event
-# cannot stand in its new slot ("followed by" takes a noun phrase), the events are joined with
-# ", then" instead.
+# cannot stand in its new slot ("followed by" takes a noun phrase), the moved events change verb form
+# ("a woman speaks" <-> "a woman speaking") if their verbs are known for sure; otherwise the events
+# are joined with ", then" instead.
 # ---------------------------------------------------------------------------------------------
 
 _MODIFIER = (r"(?:shortly|soon|just|right|immediately|directly|quickly|long|not long|moments|seconds|"
@@ -36,6 +38,7 @@ _BE = r"(?:(?:is|are|was|were|which is|which are|that is|and is|and are)\s+)?"
 _ADVERB = r"(?:shortly|soon|quickly|closely|immediately|eventually|later|finally|briefly|then)"
 _NEXT_WORD = r"(?=\s+[a-z0-9])"      # a before/after connective must have a clause after it
 _END = r"(?![a-z0-9'’-])"
+_WORD = re.compile(r"[a-z0-9]+(?:['’-][a-z0-9]+)*")
 
 # (kind, pattern): the longest match at a token wins; "block" matches are ordinary clause text.
 _UNITS: tuple[tuple[str, str], ...] = (
@@ -372,7 +375,7 @@ def _sentence_case(body: str, start: int, end: int) -> str:
 
 
 def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+(?:['’-][a-z0-9]+)*", _lower(text))
+    return _WORD.findall(_lower(text))
 
 
 def _check_events(events: list[str], kinds: list[str]) -> None:
@@ -474,21 +477,116 @@ def _fits(constraint: str, new: str, old: str) -> bool:
     return True
 
 
+def _slots_fit(events: list[str], old_events: list[str], constraints: list[list[str]]) -> bool:
+    return all(_fits(c, new, old) for new, old, cs in zip(events, old_events, constraints) for c in cs)
+
+
 def _realise(parse: _Parse, order: tuple[str, ...]) -> str:
-    """Write the events in `order` (temporal) into the caption's own skeleton, or with ", then"."""
+    """Write the events in `order` (temporal) into the caption's own skeleton, or with ", then".
+
+    When an event does not fit its new slot, the events that moved between clause and noun-phrase
+    slots change verb form first; ", then" is the last resort.
+    """
     slots = [order[rank] for rank in parse.ranks]
     constraints = [[] for _ in slots]
     for i, kind in enumerate(parse.links):
         constraints[i].append(_LINK_KINDS[kind].left)
         constraints[i + 1].append(_LINK_KINDS[kind].right)
-    if all(_fits(c, new, old) for new, old, cs in zip(slots, parse.events, constraints) for c in cs):
-        text = parse.marker + parse.opening + slots[0]
-        for link_text, event in zip(parse.link_texts, slots[1:]):
-            text += link_text + (event[0].upper() + event[1:] if link_text.rstrip()[-1:] in (".", "!", "?")
-                                 else event)
-    else:
-        text = parse.marker + ", then ".join(order)
+    if not _slots_fit(slots, parse.events, constraints):
+        slots = _reworded(slots, parse.events, constraints)
+    if slots is None or not _slots_fit(slots, parse.events, constraints):
+        return parse.marker + ", then ".join(order) + parse.suffix
+    text = parse.marker + parse.opening + slots[0]
+    for link_text, event in zip(parse.link_texts, slots[1:]):
+        text += link_text + (event[0].upper() + event[1:] if link_text.rstrip()[-1:] in (".", "!", "?")
+                             else event)
     return text + parse.suffix
+
+
+def _reworded(slots: list[str], old_events: list[str], constraints: list[list[str]]) -> list[str] | None:
+    """The events in verb forms that suit their new slots, or None when one can't be re-formed.
+
+    A clause moved into a noun-phrase slot becomes a participle phrase, and a noun phrase moved
+    into a slot that held a clause becomes a clause, so "A woman speaks followed by a baby crying"
+    swaps to "A baby cries followed by a woman speaking" with its connective kept. A noun phrase
+    without a verb ("a loud bang") can't become a clause: None.
+    """
+    events = []
+    for new, old, cs in zip(slots, old_events, constraints):
+        if "np" in cs and _phrase_kind(new) == "clause":
+            new = _reword(new, to_participle=True)
+        elif "np" not in cs and _phrase_kind(old) == "clause" and _phrase_kind(new) != "clause":
+            new = _reword(new, to_participle=False)
+        if new is None:
+            return None
+        events.append(new)
+    return events
+
+
+def _reword(event: str, to_participle: bool) -> str | None:
+    """The event with its verb in the other form: "a baby cries" <-> "a baby crying".
+
+    None unless the event is a plain "<subject> <verb> [rest]" and the other form is known for
+    sure: a wrongly spelled verb would teach the model bad English.
+    """
+    found = _find_verb(event, participle=not to_participle)
+    if found is None:
+        return None
+    start, end, plural = found
+    word = _lower(event[start:end])
+    if to_participle:                  # "birds chirp" -> "birds chirping", "a dog barks" -> "a dog barking"
+        new = _participle(word) if plural else participle_of(word).word
+    else:                              # "birds chirping" -> "birds chirp", "a dog barking" -> "a dog barks"
+        new = _base_of_participle(word) if plural else finite_of(word).word
+    if new is None:
+        return None
+    return event[:start] + new + event[end:]
+
+
+# What may follow the verb of a re-formed phrase: "crying loudly", "revving up", "giving a speech".
+# A bare noun right after it could make the "verb" part of a compound ("car parking noise").
+_AFTER_VERB = (_DETERMINERS | _PREPOSITIONS
+               | set("about for of up down away off out back past overhead twice once very".split()))
+# A second clause after the verb: re-forming one verb would leave the other in the old form.
+_SECOND_CLAUSE = (set("and or but then that which who while whilst as when where until".split())
+                  | _AUXILIARIES | _VERBS | _NOUN_LIKE_VERBS)
+
+
+def _find_verb(event: str, participle: bool) -> tuple[int, int, bool] | None:
+    """Character span of the verb of a plain "<subject> <verb> [rest]" event, and whether the subject is plural.
+
+    The verb is the first word after a plain subject ("a baby", "a car horn", "church bells") in
+    the wanted form: an -ing word, a known 3rd-person singular form, or after a plural subject a
+    known base form ("birds chirp"). None for any other shape: no subject ("a crying baby"), a
+    subject with a preposition, pronoun or comma ("the sound of rain falling", "he speaks"), or a
+    rest that starts with a bare noun or holds a second clause ("a man speaks and laughs").
+    """
+    lower = _lower(event)
+    matches = list(_WORD.finditer(lower))
+    words = [m.group() for m in matches]
+    for k in range(1, len(words)):
+        subject, word, rest = words[:k], words[k], words[k + 1:]
+        plural = subject[-1] in _PLURAL_NOUNS or _is_plural(subject[-1])
+        if participle:
+            has_form = word.endswith("ing")
+        elif plural:
+            has_form = word in KNOWN_VERBS or word in _BASE_VERBS
+        else:
+            has_form = word in _BASE_BY_FINITE or word in _VERBS or word in _NOUN_LIKE_VERBS
+        if not (has_form and _is_subject(subject)) or re.search(r"[^\w\s'’-]", lower[:matches[k].start()]):
+            continue
+        plain_rest = not rest or ((rest[0] in _AFTER_VERB or rest[0].endswith("ly"))
+                                  and not any(w in _SECOND_CLAUSE for w in rest))
+        return (matches[k].start(), matches[k].end(), plural) if plain_rest else None
+    return None
+
+
+def _is_subject(words: list[str]) -> bool:
+    """A plain noun phrase that can be a clause's subject: "a baby", "water", not "a loud" or "he"."""
+    return (words[0] not in _PRONOUNS | {"i", "we", "you"}
+            and not any(w in _PREPOSITIONS or w in _AUXILIARIES or w in ("of", "and", "or") for w in words)
+            and words[-1] not in _DETERMINERS | _ADJECTIVES
+            and not words[-1].endswith(("'s", "’s", "ly")))
 
 
 def _no_sequence_reason(lower: str) -> str:
@@ -497,3 +595,144 @@ def _no_sequence_reason(lower: str) -> str:
     if match:
         return f"simultaneous: {match.group(1)!r}"
     return "no ordering connective" if re.search(r"\band\b|[,;.]", lower) else "single event"
+
+
+# ---------------------------------------------------------------------------------------------
+# Verb forms: 3rd-person singular present ("cries") <-> "-ing" participle ("crying").
+#
+# From a base form both are spelled by rule, except where the rule hinges on stress ("opening" but
+# "beginning"). Going back from an -ing form the letters often cannot tell: "giving" is give + ing
+# but "singing" is sing + ing, and "running" doubled its "n" while "purring" and "yelling" did not.
+# The generic rules answer only where the spelling decides; anything else must be in KNOWN_VERBS,
+# or the converter refuses rather than guess.
+# ---------------------------------------------------------------------------------------------
+
+# (3rd-person singular, participle) that the spelling rules would get wrong.
+_SPELLING_EXCEPTIONS = {"begin": ("begins", "beginning"), "die": ("dies", "dying"), "lie": ("lies", "lying"),
+                        "tie": ("ties", "tying")}
+# Common sound verbs; their forms are trusted whatever the spelling rules could tell alone.
+KNOWN_VERBS = frozenset(_SPELLING_EXCEPTIONS) | frozenset("""
+    accelerate ache add applaud approach babble bang bark beep blare blast bleat blow boom breathe bubble
+    burp buzz cackle call caw chatter cheer chime chirp chop chug clang clank clap clatter click clink close
+    cluck come coo cough crackle crash creak croak crow crunch cry ding drill drip drive drone drum echo
+    fall fizz flap flow flush flutter fly gallop gasp giggle give go groan growl grunt gurgle gush hammer
+    hiss honk hoot howl hum idle jingle knock laugh meow moan moo move mumble murmur neigh oink open pant
+    pass patter ping play pop pour purr quack rattle rev ring roar roll rumble run rustle scrape scratch
+    scream screech shout shriek shut sigh sing sizzle slam snap sneeze sniff snore snort sob sound speak
+    splash spray sputter squawk squeak squeal start stomp stop strum swing talk tap thud thump thunder
+    tick tinkle toot trickle tweet type vibrate wail walk whimper whine whir whisper whistle whoosh yap
+    yell yelp zoom""".split())
+
+# Ends of -ing stems that show no "e" was dropped and no consonant doubled: see(ing), play(ing),
+# fix(ing), talk(ing), crash(ing), screech(ing), howl(ing), hiss(ing), buzz(ing), ...
+_PLAIN_STEM = re.compile(r"(?:[aeioy]|[wx]|ck|sh|[tnrl]ch|gh|rk|lk|nk|sk|rp|mp|sp|lp|ft|lt|nt|pt|ct|xt|"
+                         r"rd|ld|nd|rn|rm|lm|wl|rl|wn|rt|mb|ss|ff|zz)$")
+
+
+@dataclass(frozen=True)
+class VerbForm:
+    """A converted verb form, or why the converter would not guess one."""
+
+    word: str | None
+    reason: str | None
+
+
+def participle_of(finite: str) -> VerbForm:
+    """The -ing form of a 3rd-person singular verb ("cries" -> "crying", "runs" -> "running").
+
+    Used to turn a clause into a participle phrase for a "followed by" slot; `word` is None (with
+    a reason) when the spelling could be wrong.
+
+    Args:
+        finite: one lowercase word, e.g. "gives".
+    """
+    base = _base_of_finite(finite)
+    if base is None:
+        return VerbForm(None, f"not a 3rd-person singular verb I can undo: {finite!r}")
+    participle = _participle(base)
+    if participle is None:
+        return VerbForm(None, f"unsure how {base!r} spells its -ing form")
+    return VerbForm(participle, None)
+
+
+def finite_of(participle: str) -> VerbForm:
+    """The 3rd-person singular form behind an -ing form ("crying" -> "cries", "giving" -> "gives").
+
+    Used to turn a participle phrase back into a clause; `word` is None (with a reason) when the
+    verb is not in KNOWN_VERBS and the spelling is ambiguous ("shaving": shav or shave?).
+
+    Args:
+        participle: one lowercase word, e.g. "buzzing".
+    """
+    base = _base_of_participle(participle)
+    if base is None:
+        return VerbForm(None, f"unsure which verb {participle!r} comes from")
+    return VerbForm(_finite(base), None)
+
+
+def _finite(base: str) -> str | None:
+    """3rd-person singular by the spelling rules; None for "-z" after a vowel (quizzes or quizes?)."""
+    if base in _SPELLING_EXCEPTIONS:
+        return _SPELLING_EXCEPTIONS[base][0]
+    if re.search(r"[aeiou]z$", base):
+        return None
+    if re.search(r"[^aeiou]y$", base):
+        return base[:-1] + "ies"                            # cries
+    if base.endswith(("s", "x", "z", "ch", "sh")) or re.search(r"[^o]o$", base):
+        return base + "es"                                  # buzzes, washes, goes
+    return base + "s"
+
+
+def _participle(base: str) -> str | None:
+    """The -ing form by the spelling rules; None where they can't tell ("-ie", "-c", stress)."""
+    if base in _SPELLING_EXCEPTIONS:
+        return _SPELLING_EXCEPTIONS[base][1]
+    if base.endswith(("ie", "c")) or re.search(r"[aeiou]z$", base):
+        return None                                         # vying, panicking, quizzing
+    if base.endswith(("ee", "oe", "ye")):
+        return base + "ing"                                 # seeing
+    if base.endswith("e"):
+        return base[:-1] + "ing"                            # giving
+    if re.search(r"(?:^|[^aeiou]|qu)[aeiou][^aeiouwxy]$", base):
+        if len(re.findall(r"[aeiouy]+", base)) == 1:
+            return base + base[-1] + "ing"                  # running
+        if base not in KNOWN_VERBS:
+            return None                                     # opening or beginning: stress decides
+    return base + "ing"                                     # talking, whimpering
+
+
+def _base_of_finite(word: str) -> str | None:
+    """The base form behind a 3rd-person singular form, or None when the spelling can't tell."""
+    if word in _BASE_BY_FINITE:
+        return _BASE_BY_FINITE[word]
+    if not word.endswith("s") or re.search(r"^[^aeiou]ies$|oes$|[aeiou]ses$", word):
+        return None                                         # ties or tys? goes or hoes? rises or buses?
+    if word.endswith("ies"):
+        base = word[:-3] + "y"
+    elif re.search(r"(?:ss|sh|ch|x|zz)es$", word):
+        base = word[:-2]
+    else:
+        base = word[:-1]
+    return base if _finite(base) == word else None
+
+
+def _base_of_participle(word: str) -> str | None:
+    """The base form behind an -ing form, or None when the spelling can't tell."""
+    if word in _BASE_BY_PARTICIPLE:
+        return _BASE_BY_PARTICIPLE[word]
+    stem = word[:-3]
+    if not word.endswith("ing") or not re.search(r"[aeiouy]", stem) or re.fullmatch(r"[^aeiou]y", stem):
+        return None                                         # "string"; "tying" could be tie
+    if re.search(r"([bdgmnptv])\1$", stem):
+        base = stem[:-1]                                    # running
+    elif re.search(r"[^aeiourwl]l$", stem):
+        base = stem + "e"                                   # rumbling, whistling
+    elif _PLAIN_STEM.search(stem):
+        base = stem                                         # talking, buzzing
+    else:
+        return None                                         # giving or singing? yelling or travelling?
+    return base if _participle(base) == word else None
+
+
+_BASE_BY_FINITE = {_finite(base): base for base in KNOWN_VERBS}
+_BASE_BY_PARTICIPLE = {_participle(base): base for base in KNOWN_VERBS}

@@ -26,7 +26,9 @@ PROVENANCE = "tclap_provenance.json"  # what produced a checkpoint: configs, dat
 
 def _tiny_audio() -> dict:
     # 32 mels, spec 64 -> HTSAT sees a 64 x 64 image of up to 128 frames; 2 stages of width 32/64.
-    return dict(num_mel_bins=32, spec_size=64, window_size=4, patch_size=4, patch_stride=[4, 4],
+    # Window 8 makes the last stage (8 x 8 tokens) attend globally, as in LAION's HTSAT: with local
+    # windows only and average pooling the tower cannot tell which half of the clip an event is in.
+    return dict(num_mel_bins=32, spec_size=64, window_size=8, patch_size=4, patch_stride=[4, 4],
                 patch_embeds_hidden_size=32, depths=[2, 2], num_attention_heads=[2, 4], num_hidden_layers=2,
                 hidden_size=64, hidden_dropout_prob=0.0)
 

@@ -20,9 +20,7 @@ def _synth_world(args: argparse.Namespace) -> None:
     cfg = section(SynthConfig, args.config, "synth", {
         "classes": args.classes, "files_per_class": args.files_per_class, "sample_rate": args.sample_rate,
         "duration": args.duration, "seed": args.seed})
-    out = synthesize_world(args.out, cfg)
-    print(f"wrote {cfg.files_per_class * len(cfg.classes or [])} files to {out}" if cfg.classes
-          else f"wrote sound world to {out}")
+    print(f"wrote sound world to {synthesize_world(args.out, cfg)}")
 
 
 def _mixup(args: argparse.Namespace) -> None:

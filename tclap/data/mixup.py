@@ -231,6 +231,14 @@ def read_manifest(path: Path) -> list[dict]:
     return records
 
 
+def resume_jsonl(path: Path) -> list[dict]:
+    """Records already in a JSONL output; the file is rewritten without a truncated last line."""
+    records = read_manifest(path)
+    if path.exists():
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return records
+
+
 def _check_settings(out: Path, cfg: MixupConfig, library: Path) -> None:
     """Refuse to resume into a folder built with other settings (its clips would not match)."""
     settings = {"library": str(library.resolve()), **dataclasses.asdict(cfg)}
@@ -294,10 +302,7 @@ def build_mixup(library_dir: str | Path, out: str | Path, cfg: MixupConfig, work
 def _build_missing(usable: dict, out: Path, cfg: MixupConfig, pool, report: MixupReport) -> None:
     """Render the clips not yet in the manifest, appending each record as it is written."""
     manifest = out / MANIFEST
-    done = {r["id"] for r in read_manifest(manifest)}
-    if manifest.exists():  # rewrite without a truncated tail, so appends start on a fresh line
-        kept = [line for line in manifest.read_text().splitlines() if line.strip()][: len(done)]
-        manifest.write_text("".join(line + "\n" for line in kept))
+    done = {r["id"] for r in resume_jsonl(manifest)}
     plans = plan_clips(cfg, usable)
     todo = [p for p in plans if p.id not in done]
     report.reused = len(plans) - len(todo)

@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tclap.data.captions import CaptionRow
-from tclap.data.mixup import read_manifest
+from tclap.data.mixup import resume_jsonl
 from tclap.data.negatives import Negative
 
 Backend = Callable[[list[str]], list[Negative]]
@@ -32,9 +32,7 @@ def write_negatives(rows: Sequence[CaptionRow], backend: Backend, out: str | Pat
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = read_manifest(out)
-    out.write_text("".join(json.dumps(r) + "\n" for r in done))  # drops a truncated last line
-    done_ids = {r["id"] for r in done}
+    done_ids = {r["id"] for r in resume_jsonl(out)}
     counts = Counter(reused=len(done_ids))
     todo = [r for r in rows if r.id not in done_ids]
     name = getattr(backend, "name", type(backend).__name__)

@@ -95,3 +95,40 @@ def test_kill_9_then_resume_reaches_the_same_weights(run_config, tmp_path):
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_evaluate_scores_t_classify_like_an_independent_hf_computation(run_config, mixup_dir, tmp_path):
+    """`tclap evaluate` (our torch front end) against ClapFeatureExtractor + ClapModel.get_*_features."""
+    import json
+
+    from tclap.cli import main as tclap_main
+    from tclap.data.mixup import MANIFEST, read_manifest
+    from tclap.audio import load_audio
+    from train_tclap import main
+
+    main(["--config", str(run_config(tmp_path / "run", steps=2))])
+    final = tmp_path / "run" / "final"
+    tclap_main(["evaluate", "--model", str(final), "--mixup", str(mixup_dir), "--split", "test",
+                "--out", str(tmp_path / "eval")])
+    ours = json.loads((tmp_path / "eval" / "metrics.json").read_text())[str(final)]
+    assert (tmp_path / "eval" / "table.md").read_text().startswith("| model |")
+
+    model, processor = ClapModel.from_pretrained(final).eval(), ClapProcessor.from_pretrained(final)
+    records = [r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == "test"]
+
+    def audio(paths):
+        waves = [load_audio(mixup_dir / p, 16000) for p in paths]
+        features = processor.feature_extractor(waves, sampling_rate=16000, return_tensors="pt")
+        return model.get_audio_features(**features).pooler_output
+
+    def text(captions):
+        return model.get_text_features(**processor.tokenizer(captions, padding=True, return_tensors="pt")).pooler_output
+
+    with torch.no_grad():
+        a, neg_a = audio([r["audio"] for r in records]), audio([r["neg_audio"] for r in records])
+        t, neg_t = text([r["caption"] for r in records]), text([r["neg_caption"] for r in records])
+    t2a = 100 * float(((a * t).sum(-1) > (a * neg_t).sum(-1)).float().mean())
+    a2t = 100 * float(((t * a).sum(-1) > (t * neg_a).sum(-1)).float().mean())
+    assert ours["tclassify_t2a"] == pytest.approx(t2a, abs=100 / len(records) + 1e-9)  # one near-tie may flip
+    assert ours["tclassify_a2t"] == pytest.approx(a2t, abs=100 / len(records) + 1e-9)
+    assert ours["n_items"] == len(records) == ours["n_seen_phrasing"] + ours["n_unseen_phrasing"]

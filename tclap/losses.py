@@ -23,6 +23,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from tclap.errors import DataError
+
 
 def gather_with_grad(x: Tensor) -> Tensor:
     """Rows of `x` from every process, in rank order; gradients flow back to each process's rows."""
@@ -43,9 +45,9 @@ class LossConfig:
 
     def __post_init__(self) -> None:
         if not (self.temporal_scale in ("model", "none") or isinstance(self.temporal_scale, (int, float))):
-            raise ValueError(f"temporal_scale must be 'model', 'none' or a number, not {self.temporal_scale!r}")
+            raise DataError(f"loss.temporal_scale must be 'model', 'none' or a number, not {self.temporal_scale!r}")
         if min(self.temporal_weight, self.inversion_weight, self.alpha_same, self.alpha_cross) < 0:
-            raise ValueError("loss weights and alphas must be >= 0")
+            raise DataError("loss: weights and alphas must be >= 0")
 
 
 class TclapLoss(nn.Module):

@@ -44,7 +44,7 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str) -> RunConfig:
-        sections = {f.name: f.type for f in dataclasses.fields(cls)}
+        sections = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(data) - set(sections))
         if unknown:
             raise DataError(f"{where}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sections)}")

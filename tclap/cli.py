@@ -90,19 +90,12 @@ def _negatives_eval(args: argparse.Namespace) -> None:
 
 
 def _shards(args: argparse.Namespace) -> None:
-    from tclap.data.datasets import read_pairs
-    from tclap.data.mixup import MANIFEST, read_manifest
+    from tclap.data.datasets import mixup_rows, read_pairs
     from tclap.data.shards import write_shards
 
     if bool(args.mixup) == bool(args.pairs):
         raise DataError("give exactly one of --mixup DIR or --pairs FILE")
-    if args.mixup:
-        root = Path(args.mixup)
-        rows = [{"id": r["id"], "audio": root / r["audio"], "caption": r["caption"],
-                 "neg_caption": r["neg_caption"], "neg_audio": root / r["neg_audio"]}
-                for r in read_manifest(root / MANIFEST) if args.split is None or r["split"] == args.split]
-    else:
-        rows = read_pairs(args.pairs, args.audio_root)
+    rows = mixup_rows(args.mixup, args.split)[0] if args.mixup else read_pairs(args.pairs, args.audio_root)
     paths = write_shards(rows, args.out, shard_size=args.shard_size)
     print(f"wrote {len(rows)} samples in {len(paths)} shard(s) to {args.out}")
 

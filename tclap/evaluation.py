@@ -42,20 +42,27 @@ def embed_pairs(encoder: ClapEncoder, dataset, batch_size: int = 32) -> dict[str
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
+def tclassify_decisions(e: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-item T-Classify outcomes (1.0 = right) from `embed_pairs` output.
+
+    Returns T2A over the items with a negative caption (K,) and A2T over those with a negative audio (M,),
+    in the order of `neg_text_index` and `neg_audio_index`.
+    """
+    audio, text = e["audio"][e["neg_text_index"]], e["text"][e["neg_text_index"]]
+    t2a = ((audio * text).sum(-1) > (audio * e["neg_text"]).sum(-1)).float()               # (K,)
+    text, audio = e["text"][e["neg_audio_index"]], e["audio"][e["neg_audio_index"]]
+    a2t = ((text * audio).sum(-1) > (text * e["neg_audio"]).sum(-1)).float()               # (M,)
+    return t2a, a2t
+
+
 def t_classify(encoder: ClapEncoder, dataset, batch_size: int = 32) -> dict[str, float]:
     """T2A and A2T T-Classify accuracy (%) over the items that have the needed negative."""
-    e = embed_pairs(encoder, dataset, batch_size)
+    t2a, a2t = tclassify_decisions(embed_pairs(encoder, dataset, batch_size))
     result = {}
-    if len(e["neg_text"]):
-        audio = e["audio"][e["neg_text_index"]]
-        positive = (audio * e["text"][e["neg_text_index"]]).sum(-1)
-        negative = (audio * e["neg_text"]).sum(-1)
-        result["tclassify_t2a"] = 100.0 * float((positive > negative).float().mean())
-    if len(e["neg_audio"]):
-        text = e["text"][e["neg_audio_index"]]
-        positive = (text * e["audio"][e["neg_audio_index"]]).sum(-1)
-        negative = (text * e["neg_audio"]).sum(-1)
-        result["tclassify_a2t"] = 100.0 * float((positive > negative).float().mean())
+    if len(t2a):
+        result["tclassify_t2a"] = 100.0 * float(t2a.mean())
+    if len(a2t):
+        result["tclassify_a2t"] = 100.0 * float(a2t.mean())
     return result
 
 
@@ -72,9 +79,7 @@ def t_classify_breakdown(encoder: ClapEncoder, root, split: str = "test", batch_
 
     window = AudioWindow(encoder.sample_rate, encoder.window / encoder.sample_rate, train=False)
     clips = MixupClips(root, split, window)
-    e = embed_pairs(encoder, clips, batch_size)
-    t2a = ((e["audio"] * e["text"]).sum(-1) > (e["audio"] * e["neg_text"]).sum(-1)).float()   # (N,)
-    a2t = ((e["text"] * e["audio"]).sum(-1) > (e["text"] * e["neg_audio"]).sum(-1)).float()   # (N,)
+    t2a, a2t = tclassify_decisions(embed_pairs(encoder, clips, batch_size))  # every clip has both negatives: (N,)
     groups = {"": [True] * len(clips.records),
               "_seen_phrasing": [r["phrasing_seen"] for r in clips.records],
               "_unseen_phrasing": [not r["phrasing_seen"] for r in clips.records],

@@ -79,17 +79,22 @@ class _AudioTextDataset(Dataset):
                 "neg_audio": signals[1] if len(signals) > 1 else None}
 
 
+def mixup_rows(root: str | Path, split: str | None) -> tuple[list[dict], list[dict]]:
+    """(dataset rows, manifest records) of a mixed-up folder, one split or all (`split=None`)."""
+    root = Path(root)
+    records = [r for r in read_manifest(root / MANIFEST) if split is None or r["split"] == split]
+    rows = [{"id": r["id"], "audio": root / r["audio"], "caption": r["caption"],
+             "neg_caption": r["neg_caption"], "neg_audio": root / r["neg_audio"]} for r in records]
+    return rows, records
+
+
 class MixupClips(_AudioTextDataset):
     """Mixed-up clips of one split, each with a negative caption and a negative audio."""
 
     def __init__(self, root: str | Path, split: str, window: AudioWindow, seed: int = 0):
-        root = Path(root)
-        records = [r for r in read_manifest(root / MANIFEST) if r["split"] == split]
-        if not records:
-            raise DataError(f"{root / MANIFEST}: no clips in split {split!r}")
-        rows = [{"id": r["id"], "audio": root / r["audio"], "caption": r["caption"],
-                 "neg_caption": r["neg_caption"], "neg_audio": root / r["neg_audio"]} for r in records]
-        self.records = records
+        rows, self.records = mixup_rows(root, split)
+        if not rows:
+            raise DataError(f"{Path(root) / MANIFEST}: no clips in split {split!r}")
         super().__init__(rows, window, seed)
 
 

@@ -305,20 +305,22 @@ class RateLimiter:
     Args:
         requests_per_second: the maximum request rate.
         sleep: the sleep function (injectable for tests).
+        clock: the monotonic clock (injectable for tests).
     """
 
-    def __init__(self, requests_per_second: float, sleep: Callable[[float], None] = time.sleep):
+    def __init__(self, requests_per_second: float, sleep: Callable[[float], None] = time.sleep,
+                 clock: Callable[[], float] = time.monotonic):
         if requests_per_second <= 0:
             raise ValueError(f"requests_per_second must be positive, got {requests_per_second}")
         self.interval = 1.0 / requests_per_second
-        self.sleep = sleep
+        self.sleep, self.clock = sleep, clock
         self._next_slot = float("-inf")
         self._lock = threading.Lock()
 
     def wait(self) -> None:
         """Block until this caller may send its request."""
         with self._lock:
-            now = time.monotonic()
+            now = self.clock()
             slot = max(now, self._next_slot)
             self._next_slot = slot + self.interval
         if slot > now:

@@ -1,7 +1,9 @@
-"""Encoder evaluation: embeddings of a dataset, and T-Classify (paper §3.3).
+"""Encoder evaluation: embeddings of a dataset, T-Classify (paper §3.3) and CompA-order scores.
 
 T-Classify T2A: share of items with sim(a, t+) > sim(a, t-). A2T: share of items with
-sim(a+, t) > sim(a-, t). Reported as percentages.
+sim(a+, t) > sim(a-, t). The CompA-order paired scores (Winoground style) ask for both directions
+of an item at once: the clip and its order-swapped twin must each prefer their own caption. All are
+reported as percentages.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from tclap.data.datasets import AudioTextCollator
+from tclap.embedding_cache import Embedder
 from tclap.model import ClapEncoder
 
 
@@ -42,17 +45,65 @@ def embed_pairs(encoder: ClapEncoder, dataset, batch_size: int = 32) -> dict[str
     return {k: torch.cat(v) for k, v in parts.items()}
 
 
-def tclassify_decisions(e: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-item T-Classify outcomes (1.0 = right) from `embed_pairs` output.
+def tclassify_margins(e: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-item T-Classify margins from `embed_pairs` output: > 0 means the model got the item right.
 
-    Returns T2A over the items with a negative caption (K,) and A2T over those with a negative audio (M,),
-    in the order of `neg_text_index` and `neg_audio_index`.
+    Returns T2A sim(a, t+) - sim(a, t-) over the items with a negative caption (K,) and A2T
+    sim(a+, t) - sim(a-, t) over those with a negative audio (M,), in the order of `neg_text_index`
+    and `neg_audio_index`.
     """
     audio, text = e["audio"][e["neg_text_index"]], e["text"][e["neg_text_index"]]
-    t2a = ((audio * text).sum(-1) > (audio * e["neg_text"]).sum(-1)).float()               # (K,)
+    t2a = (audio * text).sum(-1) - (audio * e["neg_text"]).sum(-1)                           # (K,)
     text, audio = e["text"][e["neg_audio_index"]], e["audio"][e["neg_audio_index"]]
-    a2t = ((text * audio).sum(-1) > (text * e["neg_audio"]).sum(-1)).float()               # (M,)
+    a2t = (text * audio).sum(-1) - (text * e["neg_audio"]).sum(-1)                           # (M,)
     return t2a, a2t
+
+
+def tclassify_decisions(e: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-item T-Classify outcomes (1.0 = right) from `embed_pairs` output, ordered as `tclassify_margins`."""
+    t2a, a2t = tclassify_margins(e)
+    return (t2a > 0).float(), (a2t > 0).float()
+
+
+def compa_order_decisions(e: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per-item CompA-order paired scores (Winoground style) over the items with both negatives.
+
+    Caption T0 describes audio A0; the negative caption T1 describes the negative audio A1.
+    text: s(T0,A0) > s(T1,A0) and s(T1,A1) > s(T0,A1) (each audio picks its caption);
+    audio: s(T0,A0) > s(T0,A1) and s(T1,A1) > s(T1,A0) (each caption picks its audio);
+    group: both. Returns `index` (P,) of those items and the three outcomes (P,), 1.0 = right.
+    """
+    text_row = {int(i): k for k, i in enumerate(e["neg_text_index"])}
+    audio_row = {int(i): k for k, i in enumerate(e["neg_audio_index"])}
+    index = sorted(text_row.keys() & audio_row.keys())
+    t0, a0 = e["text"][index], e["audio"][index]                                                # (P, D)
+    t1, a1 = e["neg_text"][[text_row[i] for i in index]], e["neg_audio"][[audio_row[i] for i in index]]
+
+    def sim(t: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        return (t * a).sum(-1)
+
+    text = (sim(t0, a0) > sim(t1, a0)) & (sim(t1, a1) > sim(t0, a1))
+    audio = (sim(t0, a0) > sim(t0, a1)) & (sim(t1, a1) > sim(t1, a0))
+    return {"index": torch.tensor(index, dtype=torch.long), "text": text.float(), "audio": audio.float(),
+            "group": (text & audio).float()}
+
+
+def embed_rows(embedder: Embedder, rows: list[dict]) -> dict[str, torch.Tensor]:
+    """`embed_pairs` output for dataset rows (`audio`, `caption`, optional `neg_caption` / `neg_audio`),
+    through an `Embedder`, so repeated files and captions are embedded once (and cached on disk).
+
+    Args:
+        embedder: the model with its embedding cache.
+        rows: e.g. from `mixup_rows` or `read_pairs`.
+    """
+    with_text = [i for i, r in enumerate(rows) if r.get("neg_caption")]
+    with_audio = [i for i, r in enumerate(rows) if r.get("neg_audio")]
+    e = {"audio": embedder.audio([r["audio"] for r in rows]), "text": embedder.text([r["caption"] for r in rows]),
+         "neg_text_index": torch.tensor(with_text, dtype=torch.long),
+         "neg_audio_index": torch.tensor(with_audio, dtype=torch.long)}
+    e["neg_text"] = embedder.text([rows[i]["neg_caption"] for i in with_text]) if with_text else e["text"][:0]
+    e["neg_audio"] = embedder.audio([rows[i]["neg_audio"] for i in with_audio]) if with_audio else e["audio"][:0]
+    return e
 
 
 def t_classify(encoder: ClapEncoder, dataset, batch_size: int = 32) -> dict[str, float]:
@@ -66,29 +117,36 @@ def t_classify(encoder: ClapEncoder, dataset, batch_size: int = 32) -> dict[str,
     return result
 
 
-def t_classify_breakdown(encoder: ClapEncoder, root, split: str = "test", batch_size: int = 32) -> dict[str, float]:
-    """T-Classify on a mixed-up split: overall, and by phrasing seen / unseen in training and before/after.
+def t_classify_breakdown(e: dict[str, torch.Tensor], records: list[dict]) -> dict[str, float]:
+    """T-Classify and CompA-order scores of a mixed-up split: overall and by subgroup.
+
+    Subgroups: phrasing seen / unseen in training, before/after phrasings, and number of events.
+    Keys: `tclassify_t2a`, `tclassify_a2t`, `compa_text`, `compa_audio`, `compa_group` (%), and the item
+    count `n_items`, each with a subgroup suffix (`_seen_phrasing`, `_unseen_phrasing`, `_before_after`,
+    `_2_events`, ...) for the subgroups.
 
     Args:
-        encoder: the model.
-        root: a folder built by `tclap mixup`.
-        split: which split to score.
-        batch_size: clips per forward pass.
+        e: `embed_rows` / `embed_pairs` output for the split's clips, in manifest order.
+        records: their manifest records (`phrasing_seen`, `before_after`, `n_events`).
     """
-    from tclap.data.datasets import AudioWindow, MixupClips
-
-    window = AudioWindow(encoder.sample_rate, encoder.window / encoder.sample_rate, train=False)
-    clips = MixupClips(root, split, window)
-    t2a, a2t = tclassify_decisions(embed_pairs(encoder, clips, batch_size))  # every clip has both negatives: (N,)
-    groups = {"": [True] * len(clips.records),
-              "_seen_phrasing": [r["phrasing_seen"] for r in clips.records],
-              "_unseen_phrasing": [not r["phrasing_seen"] for r in clips.records],
-              "_before_after": [r["before_after"] for r in clips.records]}
+    t2a, a2t = tclassify_decisions(e)
+    compa = compa_order_decisions(e)
+    scores = {"tclassify_t2a": (t2a, e["neg_text_index"]), "tclassify_a2t": (a2t, e["neg_audio_index"]),
+              **{f"compa_{k}": (compa[k], compa["index"]) for k in ("text", "audio", "group")}}
+    groups = {"": [True] * len(records),
+              "_seen_phrasing": [r["phrasing_seen"] for r in records],
+              "_unseen_phrasing": [not r["phrasing_seen"] for r in records],
+              "_before_after": [r["before_after"] for r in records]}
+    for n in sorted({r["n_events"] for r in records}):
+        groups[f"_{n}_events"] = [r["n_events"] == n for r in records]
     result = {}
     for suffix, mask in groups.items():
         mask = torch.tensor(mask)
-        if mask.any():
-            result[f"tclassify_t2a{suffix}"] = 100.0 * float(t2a[mask].mean())
-            result[f"tclassify_a2t{suffix}"] = 100.0 * float(a2t[mask].mean())
-            result[f"n{suffix or '_items'}"] = int(mask.sum())
+        if not mask.any():
+            continue
+        for name, (outcome, index) in scores.items():
+            chosen = outcome[mask[index]]
+            if len(chosen):
+                result[name + suffix] = 100.0 * float(chosen.mean())
+        result[f"n{suffix or '_items'}"] = int(mask.sum())
     return result

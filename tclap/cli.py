@@ -118,26 +118,24 @@ def _order_free_pairs(args: argparse.Namespace) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from tclap.evaluation import t_classify_breakdown
-    from tclap.model import ClapEncoder, load_clap
+    from tclap.eval_suite import evaluate_models, read_test_sets
 
-    results = {}
-    for model_dir in args.model:
-        encoder = ClapEncoder(*load_clap(model_dir))
-        results[str(model_dir)] = t_classify_breakdown(encoder, args.mixup, args.split)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "metrics.json").write_text(json.dumps(results, indent=2))
-    keys = sorted({k for r in results.values() for k in r if k.startswith("tclassify")})
-    lines = ["| model | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
-    lines += [f"| {m} | " + " | ".join(f"{r.get(k, float('nan')):.1f}" for k in keys) + " |" for m, r in results.items()]
-    (args.out / "table.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if args.vggsound_name and args.zeroshot_layout != "vggsound":
+        raise DataError("--vggsound-name needs --zeroshot-layout vggsound")
+    sets = read_test_sets(mixup=args.mixup, split=args.split, pairs=args.pairs, audio_root=args.audio_root,
+                          zeroshot=args.zeroshot, zeroshot_layout=args.zeroshot_layout, prompt=args.prompt,
+                          zeroshot_options={"name_pattern": args.vggsound_name} if args.vggsound_name else None)
+    evaluate_models(args.model, args.out, sets, cache=args.cache, batch_size=args.batch_size, device=args.device)
+    print((args.out / "table.md").read_text(), end="")
+    print(f"wrote {args.out / 'metrics.json'}, {args.out / 'table.md'}")
 
 
 def _experiment(args: argparse.Namespace) -> None:
-    from tclap.experiment import run_offline
+    from tclap.experiment import ExperimentConfig, run_offline
 
-    run_offline(Path(args.out), args.config, workers=args.workers)
+    experiment = ExperimentConfig(seeds=args.seeds, baseline_steps=args.baseline_steps, tclap_steps=args.tclap_steps)
+    run_offline(Path(args.out), args.config, workers=args.workers, library=args.library, clips=args.clips,
+                experiment=experiment)
 
 
 def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
@@ -218,11 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow arbitrary pickled objects in the file (only for files you trust)")
     p.set_defaults(run=_convert_laion)
 
-    p = commands.add_parser("evaluate", help="T-Classify of one or more CLAP checkpoints on a mixed-up split")
+    p = commands.add_parser("evaluate", help="T-Classify, retrieval and zero-shot scores of CLAP checkpoints")
     p.add_argument("--model", required=True, nargs="+", type=Path, help="checkpoint directories")
-    p.add_argument("--mixup", required=True, type=Path, help="folder built by `tclap mixup`")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--out", required=True, type=Path, help="folder for metrics.json and table.md")
+    p.add_argument("--out", required=True, type=Path, help="folder for metrics.json, table.md, margins.png")
+    p.add_argument("--mixup", type=Path, help="folder built by `tclap mixup`: T-Classify, CompA-order, retrieval")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"], help="with --mixup")
+    p.add_argument("--pairs", type=Path, help="caption manifest (CSV/JSONL: audio, caption[, negative]): retrieval")
+    p.add_argument("--audio-root", type=Path, help="with --pairs: folder audio paths are relative to")
+    p.add_argument("--zeroshot", type=Path, help="zero-shot classification set root")
+    p.add_argument("--zeroshot-layout", default="esc50", choices=["esc50", "us8k", "vggsound"])
+    p.add_argument("--prompt", default="A sound of {label}", help="zero-shot text template")
+    p.add_argument("--vggsound-name", help="VGGSound audio file name pattern "
+                                           "(default {youtube_id}_{start_seconds:06d}.wav)")
+    p.add_argument("--cache", type=Path, help="embedding cache folder (reruns compute nothing twice)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.set_defaults(run=_evaluate)
 
     p = commands.add_parser("experiment", help="run an end-to-end recipe")
@@ -230,6 +238,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("results/offline"))
     p.add_argument("--config", type=Path, default=REPO_CONFIGS / "data" / "offline.yaml")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--library", type=Path, help="sound library in ESC-50 layout instead of the synthesised world")
+    p.add_argument("--clips", type=int, help="mixed-up clips over train/val/test (default: the config's)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
+    p.add_argument("--baseline-steps", type=int, help="baseline CLAP steps (default: its run config's)")
+    p.add_argument("--tclap-steps", type=int, help="T-CLAP and control steps (default: their run config's)")
     p.set_defaults(run=_experiment)
     return parser
 

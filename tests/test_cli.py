@@ -78,8 +78,26 @@ def test_shards_from_a_mixup_split(mixup_dir, tmp_path, capsys):
 @pytest.mark.slow
 def test_offline_experiment_runs_end_to_end_on_small_settings(tmp_path, capsys):
     config = tmp_path / "small.yaml"
-    config.write_text("synth:\n  files_per_class: 5\nmixup:\n  clips: 20\n  clip_seconds: 4.0\n")
-    run(capsys, "experiment", "offline", "--out", tmp_path / "run", "--config", config, "--workers", 1)
+    config.write_text("synth:\n  files_per_class: 5\nmixup:\n  clips: 60\n  clip_seconds: 4.0\n")
+    args = ("experiment", "offline", "--out", tmp_path / "run", "--config", config, "--workers", 1,
+            "--seeds", 0, 1, "--baseline-steps", 2, "--tclap-steps", 2)
+    out = run(capsys, *args)
+    assert "| tclap |" in out
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
-    assert summary["mixup"]["built"] == 20 and 0 < summary["rule_negatives"]["precision"] <= 1
-    assert (tmp_path / "run" / "negatives_eval.json").exists()
+    assert summary["mixup"]["clips_per_split"] == {"train": 48, "val": 6, "test": 6}
+    assert 0 < summary["rule_negatives"]["precision"] <= 1
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    for model in ("baseline", "control", "tclap"):
+        assert metrics[model]["seeds"] == 2
+        for name in ("tclassify_t2a", "tclassify_a2t", "tclassify_t2a_unseen_phrasing", "retrieval_t2a_r1",
+                     "retrieval_a2t_r1", "zeroshot_acc"):
+            assert 0 <= metrics[model][name] <= 100 and metrics[model][f"{name}_std"] >= 0
+    assert (tmp_path / "run" / "seed1" / "control" / "final" / "config.json").exists()
+    control = json.loads((tmp_path / "run" / "seed1" / "control" / "run_config.json").read_text())
+    assert control["config"]["loss"]["temporal_weight"] == 0
+    assert control["config"]["model"]["init"] == str(tmp_path / "run" / "seed1" / "baseline" / "final")
+    # A rerun finds every model trained and only evaluates again.
+    run(capsys, *args)
+    rerun = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert all(rerun[m]["train_seconds"] == 0 for m in ("baseline", "control", "tclap"))
+    assert rerun["tclap"]["tclassify_t2a"] == metrics["tclap"]["tclassify_t2a"]

@@ -1,0 +1,1 @@
+"""AudioLDM conditioned on a CLAP (base, T-CLAP, or any CLAP directory): encoders, pipeline assembly, training."""

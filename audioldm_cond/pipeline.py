@@ -1,0 +1,179 @@
+"""AudioLDM as a diffusers pipeline directory: tiny offline parts, assembly, loading, saving, generation.
+
+This is the one module that touches `AudioLDMPipeline` (deprecated in diffusers after 0.33, still
+shipped): if it goes away, only this file changes. A pipeline directory is what
+`AudioLDMPipeline.save_pretrained` writes: one subfolder per component. The real parts come from
+`cvssp/audioldm-s-full-v2` (UNet 128-640 channels, VAE with 8 latent channels at 1/4 of time and
+mel, HiFi-GAN vocoder); the offline world uses `tiny_unet` / `tiny_vae` with the same layout and
+the weight-free `GriffinLimVocoder`. The text encoder is always a CLAP text tower
+(`ClapTextModelWithProjection`) whose projection width must equal the UNet's condition width.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import AudioLDMPipeline, AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import AutoTokenizer, ClapTextModelWithProjection, SpeechT5HifiGan
+
+from audioldm_cond.encoders import check_unet_width
+from audioldm_cond.vocoder import GriffinLimVocoder
+from tclap.errors import DataError
+
+AUDIOLDM_HUB = "cvssp/audioldm-s-full-v2"
+GRIFFIN_LIM = "griffin-lim"  # `load_component("vocoder", GRIFFIN_LIM)`: the weight-free vocoder, default settings
+# The file each component's subfolder must hold; also the pipeline's component names.
+COMPONENT_FILES = {"text_encoder": "config.json", "tokenizer": "tokenizer_config.json", "vae": "config.json",
+                   "unet": "config.json", "scheduler": "scheduler_config.json", "vocoder": "config.json"}
+_LOADERS = {"text_encoder": ClapTextModelWithProjection, "tokenizer": AutoTokenizer, "vae": AutoencoderKL,
+            "unet": UNet2DConditionModel, "scheduler": DDIMScheduler}
+
+
+def tiny_unet(width: int, latent_channels: int = 8) -> UNet2DConditionModel:
+    """A small UNet laid out like AudioLDM's: the CLAP embedding enters as a projected class embedding
+    concatenated to the time embedding (FiLM), and there is no text sequence to cross-attend to.
+
+    As in `cvssp/audioldm-s-full-v2`, the deeper blocks are CrossAttn blocks whose cross-attention width
+    equals the block width: the pipeline passes `encoder_hidden_states=None`, so they attend to the
+    block's own features (self-attention).
+
+    Args:
+        width: condition embedding width (the CLAP projection dim).
+        latent_channels: VAE latent channels (AudioLDM: 8).
+    """
+    channels = (16, 32)
+    return UNet2DConditionModel(
+        sample_size=128,  # latent frames of the default clip: 128 * 4 mel frames * 10 ms = 5.12 s
+        in_channels=latent_channels, out_channels=latent_channels,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=channels, cross_attention_dim=channels, layers_per_block=1, norm_num_groups=8,
+        attention_head_dim=4, class_embed_type="simple_projection", projection_class_embeddings_input_dim=width,
+        class_embeddings_concat=True)
+
+
+def tiny_vae(latent_channels: int = 8) -> AutoencoderKL:
+    """A small mel VAE laid out like AudioLDM's: a (1, T, 64) log-mel image in, latents at 1/4 of time and mel.
+
+    Args:
+        latent_channels: latent channels (AudioLDM: 8).
+    """
+    levels = 3  # two downsamplings: 4x, as in AudioLDM
+    return AutoencoderKL(in_channels=1, out_channels=1, latent_channels=latent_channels,
+                         down_block_types=("DownEncoderBlock2D",) * levels,
+                         up_block_types=("UpDecoderBlock2D",) * levels,
+                         block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8)
+
+
+def audioldm_scheduler() -> DDIMScheduler:
+    """AudioLDM's noise schedule (its training betas) with the hub repo's DDIM sampling settings."""
+    return DDIMScheduler(num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear",
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+
+
+def assemble_pipeline(text_encoder: ClapTextModelWithProjection, tokenizer, vae: AutoencoderKL,
+                      unet: UNet2DConditionModel, vocoder: torch.nn.Module, scheduler) -> AudioLDMPipeline:
+    """An AudioLDMPipeline from parts, after checking that they fit together.
+
+    Args:
+        text_encoder: CLAP text tower; its `projection_dim` is the condition width.
+        tokenizer: the CLAP's tokenizer.
+        vae: mel VAE.
+        unet: denoiser conditioned on `projection_dim`-wide embeddings.
+        vocoder: SpeechT5HifiGan or GriffinLimVocoder.
+        scheduler: a diffusers scheduler (see `audioldm_scheduler`).
+    """
+    check_unet_width(unet, text_encoder.config.projection_dim)
+    if not vae.config.latent_channels == unet.config.in_channels == unet.config.out_channels:
+        raise DataError(f"VAE has {vae.config.latent_channels} latent channels but the UNet takes "
+                        f"{unet.config.in_channels} and gives {unet.config.out_channels}")
+    return AudioLDMPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                            scheduler=scheduler, vocoder=vocoder)
+
+
+def _is_hub_id(name: str) -> bool:
+    """True for an `owner/name` that is not a local path: the Hugging Face hub (or its cache) resolves it."""
+    return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+
+
+def load_component(kind: str, name_or_dir: str | Path):
+    """One pipeline part from a hub pipeline repo, a pipeline directory, or the part's own directory.
+
+    Hub ids (e.g. `AUDIOLDM_HUB`) are read from the `kind` subfolder. A local directory is used through
+    its `kind` subfolder when it has one (a saved pipeline), else as the part itself (a UNet saved with
+    `save_pretrained`, a CLAP checkpoint for `text_encoder` / `tokenizer`). `("vocoder", GRIFFIN_LIM)`
+    needs no files.
+
+    Args:
+        kind: one of `COMPONENT_FILES`.
+        name_or_dir: hub id or local directory.
+    """
+    if kind not in COMPONENT_FILES:
+        raise DataError(f"component {kind!r}: expected one of {', '.join(COMPONENT_FILES)}")
+    name_or_dir = str(name_or_dir)
+    if kind == "vocoder" and name_or_dir == GRIFFIN_LIM:
+        return GriffinLimVocoder()
+    if _is_hub_id(name_or_dir):
+        source, kwargs = name_or_dir, {"subfolder": kind}
+    else:
+        root = Path(name_or_dir).expanduser()
+        folder = root / kind if (root / kind).is_dir() else root
+        if not (folder / COMPONENT_FILES[kind]).is_file():
+            raise DataError(f"{kind}: no {COMPONENT_FILES[kind]} in {folder}")
+        source, kwargs = str(folder), {}
+    if kind == "vocoder":
+        config = GriffinLimVocoder.load_config(source, **kwargs)
+        loader = GriffinLimVocoder if config.get("_class_name") == GriffinLimVocoder.__name__ else SpeechT5HifiGan
+    else:
+        loader = _LOADERS[kind]
+    return loader.from_pretrained(source, **kwargs)
+
+
+def save_pipeline(pipe: AudioLDMPipeline, out_dir: str | Path) -> Path:
+    """Write the pipeline directory (safetensors weights, one subfolder per component).
+
+    Args:
+        pipe: the pipeline.
+        out_dir: where to write it.
+    """
+    out_dir = Path(out_dir)
+    pipe.save_pretrained(out_dir, safe_serialization=True)
+    return out_dir
+
+
+def load_pipeline(name_or_dir: str | Path) -> AudioLDMPipeline:
+    """A pipeline from a directory written by `save_pipeline` (checked for all parts first) or a hub id.
+
+    Args:
+        name_or_dir: pipeline directory, or a hub id such as `AUDIOLDM_HUB`.
+    """
+    name_or_dir = str(name_or_dir)
+    if not _is_hub_id(name_or_dir):
+        root = Path(name_or_dir).expanduser()
+        if not (root / "model_index.json").is_file():
+            raise DataError(f"{root}: not a pipeline directory (no model_index.json)")
+        missing = [f"{kind}/{name}" for kind, name in COMPONENT_FILES.items() if not (root / kind / name).is_file()]
+        if missing:
+            raise DataError(f"{root}: pipeline directory lacks {', '.join(missing)}")
+    return AudioLDMPipeline.from_pretrained(name_or_dir)
+
+
+def generate(pipe: AudioLDMPipeline, prompts: list[str], seconds: float, steps: int = 10, guidance_scale: float = 2.5,
+             seed: int = 0) -> np.ndarray:
+    """Waveforms for captions, reproducible across devices (noise drawn on the CPU from `seed`).
+
+    Args:
+        pipe: the pipeline.
+        prompts: captions, one clip each.
+        seconds: clip length.
+        steps: denoising steps.
+        guidance_scale: classifier-free guidance weight (> 1 also runs the "" condition).
+        seed: noise seed.
+
+    Returns:
+        (len(prompts), seconds * sampling_rate) float32 array at `pipe.vocoder.config.sampling_rate`.
+    """
+    pipe.set_progress_bar_config(disable=True)
+    generator = torch.Generator("cpu").manual_seed(seed)
+    return pipe(prompts, audio_length_in_s=seconds, num_inference_steps=steps, guidance_scale=guidance_scale,
+                generator=generator).audios

@@ -1,0 +1,105 @@
+"""AudioLDM pipeline assembly: tiny parts, generation, save / reload, component loading, fit checks."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+from transformers import ClapTextModelWithProjection
+
+from audioldm_cond.encoders import resolve_encoder
+from audioldm_cond.pipeline import (GRIFFIN_LIM, assemble_pipeline, audioldm_scheduler, generate, load_component,
+                                    load_pipeline, save_pipeline, tiny_unet, tiny_vae)
+from audioldm_cond.vocoder import GriffinLimVocoder
+from tclap.errors import DataError
+from tclap.model import ModelConfig, build_tiny, save_clap
+
+CAPTIONS = ["a dog barks then a bell rings", "rain falls on a roof", "a door slams followed by footsteps"]
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory):
+    model, processor = build_tiny(ModelConfig(projection_dim=32, vocab_size=300), CAPTIONS, seed=0)
+    return resolve_encoder(str(save_clap(model, processor, tmp_path_factory.mktemp("clap") / "tiny", {})))
+
+
+@pytest.fixture(scope="module")
+def pipe(encoder):
+    torch.manual_seed(0)
+    return assemble_pipeline(encoder.text_encoder, encoder.tokenizer, tiny_vae(), tiny_unet(encoder.width),
+                             GriffinLimVocoder(n_iter=4), audioldm_scheduler())
+
+
+@pytest.fixture(scope="module")
+def saved(pipe, tmp_path_factory):
+    return save_pipeline(pipe, tmp_path_factory.mktemp("pipeline") / "tiny")
+
+
+def test_generates_saves_and_reloads_to_the_same_waveform(pipe, saved):
+    audio = generate(pipe, CAPTIONS[:1], seconds=1.0, steps=2, seed=3)
+    assert audio.shape == (1, 16000) and np.isfinite(audio).all() and audio.std() > 0
+    assert json.loads((saved / "model_index.json").read_text())["vocoder"] == ["audioldm_cond.vocoder",
+                                                                               "GriffinLimVocoder"]
+    reloaded = load_pipeline(saved)
+    assert isinstance(reloaded.vocoder, GriffinLimVocoder) and reloaded.vocoder.config.n_iter == 4
+    assert np.allclose(generate(reloaded, CAPTIONS[:1], seconds=1.0, steps=2, seed=3), audio, atol=1e-6)
+    assert not np.allclose(generate(reloaded, CAPTIONS[:1], seconds=1.0, steps=2, seed=4), audio, atol=1e-6)
+
+
+def test_the_unet_is_conditioned_on_the_encoder_text_embeds_and_the_empty_caption(pipe, encoder):
+    """With guidance, _encode_prompt stacks the "" (null) condition over the captions' embeddings."""
+    embeds = pipe._encode_prompt(CAPTIONS, torch.device("cpu"), 1, True)
+    expected = torch.cat([encoder.text_embeds([""] * 3), encoder.text_embeds(CAPTIONS)])
+    assert torch.allclose(embeds, expected, atol=1e-6)
+
+
+def test_missing_component_is_named_before_loading(pipe, tmp_path):
+    path = save_pipeline(pipe, tmp_path / "pipeline")
+    shutil.rmtree(path / "vae")
+    with pytest.raises(DataError, match="lacks vae/config.json"):
+        load_pipeline(path)
+    with pytest.raises(DataError, match="no model_index.json"):
+        load_pipeline(tmp_path)
+
+
+def test_width_or_latent_mismatch_is_refused(encoder):
+    parts = dict(text_encoder=encoder.text_encoder, tokenizer=encoder.tokenizer, vocoder=GriffinLimVocoder(),
+                 scheduler=audioldm_scheduler())
+    with pytest.raises(DataError, match="expects 16-d .* gives 32-d"):
+        assemble_pipeline(vae=tiny_vae(), unet=tiny_unet(16), **parts)
+    with pytest.raises(DataError, match="4 latent channels"):
+        assemble_pipeline(vae=tiny_vae(latent_channels=4), unet=tiny_unet(32), **parts)
+
+
+def test_load_component_from_a_pipeline_directory_or_a_part_directory(saved, encoder, tmp_path):
+    expected = {"unet": UNet2DConditionModel, "vae": AutoencoderKL, "scheduler": DDIMScheduler,
+                "text_encoder": ClapTextModelWithProjection, "vocoder": GriffinLimVocoder}
+    for kind, cls in expected.items():
+        assert isinstance(load_component(kind, saved), cls), kind
+    assert load_component("tokenizer", saved)("rain").input_ids == encoder.tokenizer("rain").input_ids
+    tiny_unet(32).save_pretrained(tmp_path / "unet_alone")
+    assert load_component("unet", tmp_path / "unet_alone").config.projection_class_embeddings_input_dim == 32
+    assert isinstance(load_component("vocoder", GRIFFIN_LIM), GriffinLimVocoder)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="vae: no config.json in .*empty"):
+        load_component("vae", tmp_path / "empty")
+    with pytest.raises(DataError, match="'mel'"):
+        load_component("mel", saved)
+
+
+def test_scheduler_has_audioldm_betas():
+    """scaled_linear: betas evenly spaced in sqrt between AudioLDM's linear_start and linear_end."""
+    expected = np.linspace(0.0015 ** 0.5, 0.0195 ** 0.5, 1000) ** 2
+    assert np.allclose(audioldm_scheduler().betas.numpy(), expected, rtol=1e-5)
+
+
+def test_tiny_vae_and_unet_shapes_follow_audioldm():
+    vae = tiny_vae()
+    latents = vae.encode(torch.randn(1, 1, 100, 64)).latent_dist.mean  # 1 s of mel frames
+    assert latents.shape == (1, 8, 25, 16)  # time and mel at 1/4
+    assert vae.decode(latents).sample.shape == (1, 1, 100, 64)
+    noise = tiny_unet(32)(latents, 10, encoder_hidden_states=None, class_labels=torch.randn(1, 32)).sample
+    assert noise.shape == latents.shape

@@ -138,6 +138,16 @@ def _experiment(args: argparse.Namespace) -> None:
                 experiment=experiment)
 
 
+def _generate(args: argparse.Namespace) -> None:
+    from audioldm_cond.generation import GenerationConfig, generate_files
+
+    cfg = GenerationConfig(steps=args.steps, guidance_scale=args.guidance_scale, seconds=args.seconds,
+                           batch_size=args.batch_size, seed=args.seed, scheduler=args.scheduler,
+                           negative_prompt=args.negative_prompt)
+    written = generate_files(args.pipeline, args.prompts, args.out, cfg, device=args.device)
+    print(f"wrote {len(written)} clips to {args.out}")
+
+
 def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["rule", "llm"], default="rule",
                         help="rule-based swapper, or an LLM whose answers are validated (default: rule)")
@@ -232,6 +242,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.set_defaults(run=_evaluate)
+
+    p = commands.add_parser("generate", help="text-to-audio with an AudioLDM pipeline directory, one WAV per prompt")
+    p.add_argument("--pipeline", required=True, help="pipeline directory (train_audioldm.py output) or hub id")
+    p.add_argument("--prompts", required=True, type=Path, help=".txt (one per line), or .csv/.jsonl with id, caption")
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--guidance-scale", type=float, default=2.5)
+    p.add_argument("--seconds", type=float, default=5.0, help="clip duration")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0, help="batch b uses seed + b")
+    p.add_argument("--scheduler", default="ddim", help="ddim or dpm-solver++")
+    p.add_argument("--negative-prompt")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(run=_generate)
 
     p = commands.add_parser("experiment", help="run an end-to-end recipe")
     p.add_argument("name", choices=["offline"])

@@ -19,7 +19,7 @@ def run(capsys, *argv):
 def test_help_lists_every_subcommand():
     out = subprocess.run([sys.executable, "-m", "tclap.cli", "--help"], capture_output=True, text=True).stdout
     for command in ("synth-world", "mixup", "negatives", "negatives-eval", "shards", "order-free-pairs",
-                    "convert-laion", "evaluate", "experiment"):
+                    "convert-laion", "evaluate", "generate", "experiment"):
         assert command in out
 
 

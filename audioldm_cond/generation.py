@@ -1,0 +1,133 @@
+"""`tclap generate`: prompts file -> one WAV per prompt, named so evaluation can pair it with its reference.
+
+Prompts come as plain text (one per line; ids `prompt0000`, ...), or CSV/JSONL with `caption` and an
+optional `id` (a reference clip's name, so `eval/` pairs `out/<id>.wav` with `refs/<id>.wav`). Every
+prompt is checked before the pipeline loads: an empty one is an error naming its row, an over-long
+one is truncated with a warning naming the words cut. Batch b uses seed `seed + b`, so a rerun with the
+same settings writes the same audio.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
+from tqdm import tqdm
+
+from audioldm_cond.pipeline import load_pipeline
+from tclap.audio import write_wav
+from tclap.errors import DataError
+
+SCHEDULERS = ("ddim", "dpm-solver++")
+
+
+@dataclass
+class GenerationConfig:
+    steps: int = 50
+    guidance_scale: float = 2.5
+    seconds: float = 5.0
+    batch_size: int = 4
+    seed: int = 0
+    scheduler: str = "ddim"
+    negative_prompt: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.scheduler not in SCHEDULERS:
+            raise DataError(f"scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+        if self.steps < 1 or self.batch_size < 1 or self.seconds <= 0:
+            raise DataError("steps, batch size and seconds must be positive")
+
+
+def read_prompts(path: str | Path) -> list[tuple[str, str]]:
+    """(id, caption) pairs from a .txt, .csv or .jsonl file.
+
+    Args:
+        path: the prompts file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prompts file not found")
+    if path.suffix == ".txt":
+        rows = [{"caption": line} for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    elif path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    elif path.suffix == ".jsonl":
+        try:
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: malformed JSON line ({error})") from None
+    else:
+        raise DataError(f"{path}: prompts must be .txt, .csv or .jsonl")
+    if not rows:
+        raise DataError(f"{path}: no prompts")
+    prompts = []
+    for i, row in enumerate(rows):
+        caption = str(row.get("caption") or "").strip()
+        if not caption:
+            raise DataError(f"{path}: row {i + 1} has an empty or missing `caption`")
+        prompts.append((str(row.get("id") or f"prompt{i:04d}"), caption))
+    ids = [p[0] for p in prompts]
+    if len(set(ids)) < len(ids):
+        raise DataError(f"{path}: duplicate ids, e.g. {next(i for i in ids if ids.count(i) > 1)!r}")
+    return prompts
+
+
+def truncate(tokenizer, caption: str, max_tokens: int) -> str:
+    """`caption` cut to what the text encoder reads, warning with the part that is dropped."""
+    ids = tokenizer(caption, add_special_tokens=False)["input_ids"]
+    budget = max_tokens - 2  # <s> and </s>
+    if len(ids) <= budget:
+        return caption
+    kept, cut = tokenizer.decode(ids[:budget]), tokenizer.decode(ids[budget:])
+    warnings.warn(f"prompt longer than {max_tokens} tokens; cut: {cut!r}", stacklevel=2)
+    return kept
+
+
+def set_scheduler(pipe, name: str) -> None:
+    if name == "dpm-solver++":
+        pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
+    else:
+        pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+
+
+def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Path,
+                   cfg: GenerationConfig | None = None, device: str = "cpu") -> list[Path]:
+    """Generate one WAV per prompt into `out` (plus `prompts.jsonl` saying which is which).
+
+    Args:
+        pipeline: pipeline directory or hub id.
+        prompts_file: .txt / .csv / .jsonl prompts.
+        out: output folder.
+        cfg: sampling settings.
+        device: torch device.
+    """
+    cfg = cfg or GenerationConfig()
+    prompts = read_prompts(prompts_file)
+    pipe = load_pipeline(pipeline).to(device)
+    pipe.set_progress_bar_config(disable=True)
+    set_scheduler(pipe, cfg.scheduler)
+    limit = min(pipe.tokenizer.model_max_length, pipe.text_encoder.config.max_position_embeddings - 2)
+    captions = [truncate(pipe.tokenizer, caption, limit) for _, caption in prompts]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rate = pipe.vocoder.config.sampling_rate
+    written = []
+    for b, start in enumerate(tqdm(range(0, len(prompts), cfg.batch_size), desc="generate")):
+        batch = captions[start:start + cfg.batch_size]
+        negative = [cfg.negative_prompt] * len(batch) if cfg.negative_prompt else None
+        audios = pipe(batch, audio_length_in_s=cfg.seconds, num_inference_steps=cfg.steps,
+                      guidance_scale=cfg.guidance_scale, negative_prompt=negative,
+                      generator=torch.Generator("cpu").manual_seed(cfg.seed + b)).audios
+        for (clip_id, _), audio in zip(prompts[start:start + cfg.batch_size], audios):
+            path = out / f"{clip_id}.wav"
+            write_wav(path, np.asarray(audio, dtype=np.float32), rate)
+            written.append(path)
+    rows = [{"id": i, "caption": c, "audio": f"{i}.wav"} for (i, _), c in zip(prompts, captions)]
+    (out / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return written

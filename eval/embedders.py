@@ -1,0 +1,158 @@
+"""Models that turn audio into what KL and FAD compare: frame embeddings and clip class logits.
+
+The paper's numbers use VGGish (FAD) and PANNs CNN14 at 16 kHz (KL), as audioldm_eval does; both
+need weights a user supplies by path and an optional package (`torchvggish`, `panns_inference`),
+and nothing here downloads. Without them, `ClapAudioEmbedder` is the OFFLINE STAND-IN: our own
+CLAP checkpoint's audio embeddings, one per window, so an FAD-like figure can be computed on the
+offline world (it is not FAD and is not comparable with published numbers). The offline stand-in
+for PANNs' class logits is `eval.detector.EventDetector.class_logits`.
+"""
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from tclap.audio import load_audio
+from tclap.errors import DataError
+from tclap.model import ClapEncoder, load_clap
+
+VGGISH_SAMPLE_RATE = 16000
+PANNS_SAMPLE_RATE = 16000
+# audioldm_eval's CNN14 front end at 16 kHz
+PANNS_16K = dict(sample_rate=16000, window_size=512, hop_size=160, mel_bins=64, fmin=50, fmax=8000,
+                 classes_num=527)
+
+
+class FrameEmbedder(Protocol):
+    """Audio at `sample_rate` -> (frames, D) embeddings, pooled over clips for a Fréchet distance."""
+
+    sample_rate: int
+
+    def frame_embeddings(self, audio: np.ndarray) -> np.ndarray: ...
+
+
+class ClipClassifier(Protocol):
+    """Audio at `sample_rate` -> (C,) class logits (before any sigmoid/softmax), for KL."""
+
+    sample_rate: int
+
+    def class_logits(self, audio: np.ndarray) -> np.ndarray: ...
+
+
+def pooled_embeddings(embedder: FrameEmbedder, paths: Iterable[str | Path]) -> np.ndarray:
+    """All frame embeddings of all files, stacked: the set one Gaussian is fitted to in FAD.
+
+    Args:
+        embedder: the embedding model.
+        paths: audio files, resampled to the embedder's rate on loading.
+    """
+    frames = [embedder.frame_embeddings(load_audio(p, embedder.sample_rate)) for p in paths]
+    if not frames:
+        raise DataError("embeddings: no audio files given")
+    return np.concatenate(frames)
+
+
+def clip_logits(classifier: ClipClassifier, paths: Iterable[str | Path]) -> dict[str, np.ndarray]:
+    """File stem -> class logits, the input of `eval.kl.paired_kl`.
+
+    Args:
+        classifier: the classification model.
+        paths: audio files, resampled to the classifier's rate on loading.
+    """
+    return {Path(p).stem: classifier.class_logits(load_audio(p, classifier.sample_rate)) for p in paths}
+
+
+def _checkpoint(path: str | Path, what: str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: {what} not found (give its path; nothing is downloaded)")
+    return path
+
+
+def _optional_module(name: str, package: str, purpose: str) -> ModuleType:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise DataError(f"{purpose} needs the optional package {package!r} (pip install {package})") from None
+
+
+class VGGishEmbedder:
+    """VGGish frame embeddings (one per 0.96 s), as audioldm_eval's FAD uses them: no PCA, no final ReLU.
+
+    Args:
+        checkpoint: torchvggish's VGGish state dict (vggish-10086976.pth).
+    """
+
+    sample_rate = VGGISH_SAMPLE_RATE
+
+    def __init__(self, checkpoint: str | Path):
+        path = _checkpoint(checkpoint, "VGGish checkpoint (torchvggish vggish-10086976.pth)")
+        vggish = _optional_module("torchvggish.vggish", "torchvggish", "VGGish (FAD)")
+        self._examples = _optional_module("torchvggish.vggish_input", "torchvggish",
+                                          "VGGish (FAD)").waveform_to_examples
+        self.model = vggish.VGG(vggish.make_layers())  # the bare network: VGGish() may fetch PCA files
+        self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.model.embeddings = self.model.embeddings[:-1]  # audioldm_eval drops the last ReLU
+        self.model.eval()
+
+    @torch.no_grad()
+    def frame_embeddings(self, audio: np.ndarray) -> np.ndarray:
+        examples = torch.as_tensor(np.asarray(self._examples(audio, self.sample_rate)), dtype=torch.float32)
+        return self.model(examples.reshape(-1, 1, *examples.shape[-2:])).numpy()
+
+
+class PannsClassifier:
+    """PANNs CNN14 (16 kHz) clip logits: the output of its last layer before the sigmoid.
+
+    Args:
+        checkpoint: a CNN14 16 kHz checkpoint (Cnn14_16k_mAP=0.438.pth, weights under "model").
+    """
+
+    sample_rate = PANNS_SAMPLE_RATE
+
+    def __init__(self, checkpoint: str | Path):
+        path = _checkpoint(checkpoint, "PANNs CNN14 16 kHz checkpoint (Cnn14_16k_mAP=0.438.pth)")
+        models = _optional_module("panns_inference.models", "panns_inference", "PANNs CNN14 (KL)")
+        self.model = models.Cnn14(**PANNS_16K)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state.get("model", state))
+        self.model.eval()
+        self._logits: list[torch.Tensor] = []
+        self.model.fc_audioset.register_forward_hook(lambda _m, _i, out: self._logits.append(out))
+
+    @torch.no_grad()
+    def class_logits(self, audio: np.ndarray) -> np.ndarray:
+        self._logits.clear()
+        self.model(torch.as_tensor(audio, dtype=torch.float32)[None])
+        return self._logits[-1][0].numpy()
+
+
+class ClapAudioEmbedder:
+    """OFFLINE STAND-IN for VGGish: our CLAP checkpoint's audio embedding of each window of a clip.
+
+    A clip is cut into consecutive windows of the CLAP's input length (the last may be shorter;
+    the front end repeat-pads it), each giving one unit-norm embedding.
+
+    Args:
+        checkpoint_dir: a CLAP `save_pretrained` directory (e.g. from `tclap train`).
+    """
+
+    def __init__(self, checkpoint_dir: str | Path):
+        model, processor = load_clap(_checkpoint(checkpoint_dir, "CLAP checkpoint directory"))
+        self.encoder = ClapEncoder(model, processor).eval()
+        self.sample_rate = self.encoder.sample_rate
+
+    @torch.no_grad()
+    def frame_embeddings(self, audio: np.ndarray) -> np.ndarray:
+        window = self.encoder.window
+        chunks = [audio[start:start + window] for start in range(0, len(audio), window)]
+        if not chunks:
+            raise DataError("CLAP embedding: empty audio")
+        return torch.cat([self.encoder.audio_embeds(torch.as_tensor(c, dtype=torch.float32)[None])
+                          for c in chunks]).numpy()

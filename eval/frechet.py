@@ -1,0 +1,68 @@
+"""Fréchet distance between Gaussian fits of two embedding sets: the core of FAD.
+
+FAD (as audioldm_eval computes it) pools the VGGish frame embeddings of every clip in a set, fits
+one Gaussian (mean, covariance with N-1 normalisation) per set and reports
+d² = ||mu1 - mu2||² + Tr(S1 + S2 - 2 (S1 S2)^½). The matrix square root is scipy's `sqrtm`; when
+S1 S2 is near singular (fewer clips than dimensions) it can come back non-finite, so, as
+pytorch-fid does, we retry with eps added to both diagonals.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import linalg
+
+from tclap.errors import DataError
+
+IMAGINARY_TOLERANCE = 1e-3  # sqrtm of a product of PSD matrices is real up to rounding
+
+
+def gaussian_fit(embeddings: np.ndarray, name: str = "embeddings") -> tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (rows are samples, N-1 normalisation) of one embedding set.
+
+    Args:
+        embeddings: (N, D) array, N >= 2.
+        name: what the set is, for error messages.
+    """
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    if embeddings.ndim != 2 or embeddings.shape[0] < 2:
+        raise DataError(f"{name}: need an (N, D) array with N >= 2, got shape {embeddings.shape}")
+    if not np.isfinite(embeddings).all():
+        raise DataError(f"{name}: contains NaN or infinite values")
+    return embeddings.mean(axis=0), np.atleast_2d(np.cov(embeddings, rowvar=False))
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
+                     eps: float = 1e-6) -> float:
+    """Squared Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2).
+
+    Args:
+        mu1, sigma1: mean (D,) and covariance (D, D) of the first Gaussian.
+        mu2, sigma2: the same for the second.
+        eps: diagonal offset used only when the plain square root is not finite.
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != mu1.shape * 2:
+        raise DataError(f"Fréchet distance: shapes differ: mu {mu1.shape} vs {mu2.shape}, "
+                        f"sigma {sigma1.shape} vs {sigma2.shape}")
+    covmean = linalg.sqrtm(sigma1 @ sigma2)
+    if not np.isfinite(covmean).all():
+        offset = eps * np.eye(len(mu1))
+        covmean = linalg.sqrtm((sigma1 + offset) @ (sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if np.abs(covmean.imag).max() > IMAGINARY_TOLERANCE * max(1.0, np.abs(covmean.real).max()):
+            raise DataError(f"Fréchet distance: sqrtm has a large imaginary part "
+                            f"({np.abs(covmean.imag).max():.3g}); covariances are not PSD")
+        covmean = covmean.real
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def embedding_frechet_distance(reference: np.ndarray, generated: np.ndarray) -> float:
+    """FAD-style score of two pooled embedding sets (e.g. all VGGish frames of all clips).
+
+    Args:
+        reference: (N1, D) embeddings of the reference audio.
+        generated: (N2, D) embeddings of the generated audio.
+    """
+    return frechet_distance(*gaussian_fit(reference, "reference"), *gaussian_fit(generated, "generated"))

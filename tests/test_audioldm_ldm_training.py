@@ -1,0 +1,220 @@
+"""AudioLDM UNet training: noise schedule, condition choice and CFG drop, cache, resume, bad input, end to end."""
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from accelerate import init_empty_weights
+from diffusers import AutoencoderKL, UNet2DConditionModel
+from safetensors.torch import load_file
+
+from audioldm_cond.encoders import resolve_encoder
+from audioldm_cond.ldm_training import (AudioLdmTraining, ConditionConfig, LatentDiffusionObjective, LdmRunConfig,
+                                        build_unet, choose_condition, make_trainer, noise_scheduler, run)
+from audioldm_cond.mel import AudioLdmMel
+from audioldm_cond.pipeline import generate, load_pipeline, tiny_unet
+from audioldm_cond.run_config import build_run_config, read_run_config
+from audioldm_world import WIDTH, ldm_sections, save_quick_vocoder, save_tiny_clap, save_tiny_vae, write_config
+from tclap.audio import load_audio
+from tclap.data.mixup import MANIFEST, read_manifest
+from tclap.errors import DataError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def parts(mixup_dir, tmp_path_factory):
+    """(tiny CLAP directory, tiny VAE directory, quick vocoder directory)."""
+    folder = tmp_path_factory.mktemp("ldm_parts")
+    return (save_tiny_clap(mixup_dir, folder / "clap"), save_tiny_vae(folder / "vae"),
+            save_quick_vocoder(folder / "vocoder"))
+
+
+@pytest.fixture
+def sections(parts, mixup_dir, tmp_path):
+    def make(name: str = "run", **overrides: dict) -> dict:
+        return ldm_sections(tmp_path / name, mixup_dir, *parts, **overrides)
+
+    return make
+
+
+def config(sections: dict) -> LdmRunConfig:
+    return build_run_config(LdmRunConfig, sections, "test")
+
+
+def test_noise_schedule_is_audioldms_scaled_linear():
+    """Betas evenly spaced in sqrt from 0.0015 to 0.0195 over 1000 steps; z_t = sqrt(abar) z0 + sqrt(1 - abar) eps."""
+    betas = np.linspace(np.sqrt(0.0015), np.sqrt(0.0195), 1000, dtype=np.float64) ** 2
+    alphas_cumprod = np.cumprod(1.0 - betas)
+    scheduler = noise_scheduler()
+    assert scheduler.config.prediction_type == "epsilon"
+    assert np.allclose(scheduler.betas.numpy(), betas, rtol=1e-5)
+    z0, eps = torch.randn(3, 8, 4, 4), torch.randn(3, 8, 4, 4)
+    t = torch.tensor([0, 500, 999])
+    expected = (np.sqrt(alphas_cumprod[t.numpy()])[:, None, None, None] * z0.numpy()
+                + np.sqrt(1 - alphas_cumprod[t.numpy()])[:, None, None, None] * eps.numpy())
+    assert np.allclose(scheduler.add_noise(z0, eps, t).numpy(), expected, atol=1e-5)
+
+
+def test_cfg_drop_one_gives_only_the_null_embedding_and_zero_none():
+    g = torch.Generator().manual_seed(0)
+    text, audio, null = torch.randn(64, 8, generator=g), torch.randn(64, 8, generator=g), torch.randn(8, generator=g)
+    assert (choose_condition(text, audio, 0.5, null, cfg_drop=1.0) == null).all()
+    kept = choose_condition(text, audio, 0.5, null, cfg_drop=0.0)
+    assert not (kept == null).all(dim=1).any()
+    from_audio = (kept == audio).all(dim=1)
+    assert from_audio.any() and not from_audio.all()  # mix: some rows audio, the others text
+    assert ((kept == text).all(dim=1) == ~from_audio).all()
+    assert torch.equal(choose_condition(text, None, 0.0, null, 0.0), text)
+    assert torch.equal(choose_condition(None, audio, 1.0, null, 0.0), audio)
+    dropped = (choose_condition(text, audio, 0.5, null, cfg_drop=0.25) == null).all(dim=1).float().mean()
+    assert 0.05 < float(dropped) < 0.5
+
+
+def test_the_unet_gets_the_empty_caption_embedding_when_every_condition_is_dropped(parts):
+    clap_dir, vae_dir, _ = parts
+    encoder = resolve_encoder(str(clap_dir))
+    seen = {}
+
+    class RecordingUnet(torch.nn.Module):
+        def forward(self, sample, timestep, encoder_hidden_states=None, class_labels=None):
+            seen["labels"] = class_labels
+            return type("Out", (), {"sample": torch.zeros_like(sample)})()
+
+    vae = AutoencoderKL.from_pretrained(vae_dir)
+    for cfg_drop, expected in ((1.0, encoder.text_embeds([""]).expand(4, -1)),
+                               (0.0, encoder.text_embeds(["siren and then knock"] * 4))):
+        objective = LatentDiffusionObjective(vae, encoder, ConditionConfig(mode="text", cfg_drop=cfg_drop), 100)
+        features = objective.encode(torch.randn(4, 16000) * 0.1, ["siren and then knock"] * 4)
+        objective.loss(RecordingUnet(), features)
+        assert torch.allclose(seen["labels"], expected, atol=1e-6)
+
+
+def test_train_audioldm_end_to_end_reloads_and_generates(sections, tmp_path):
+    from train_audioldm import main
+
+    path = write_config(tmp_path / "run.yaml", sections(
+        "runs/ldm_{cond}", samples={"prompts": ["siren and then knock"]}, train={"ema_decay": 0.9}))
+    main(["--cond", "tclap", "--config", str(path)])
+    out = tmp_path / "runs" / "ldm_tclap"
+    pipe = load_pipeline(out / "pipeline")
+    audio = generate(pipe, ["knock and then siren"], seconds=1.0, steps=2, seed=0)
+    assert audio.shape == (1, 16000) and np.isfinite(audio).all()
+    final = load_file(out / "final" / "diffusion_pytorch_model.safetensors")  # the EMA UNet
+    for name, value in load_file(out / "pipeline" / "unet" / "diffusion_pytorch_model.safetensors").items():
+        assert torch.equal(value, final[name]), name
+    assert (out / "samples" / "step-2" / "00-siren-and-then-knock.wav").exists()
+    assert (out / "samples" / "step-2" / "00-siren-and-then-knock.png").exists()
+    names = {r["name"] for r in csv.DictReader(open(out / "metrics.csv"))}
+    assert {"loss", "mse_loss", "val/eps_mse"} <= names
+    assert json.loads((out / "pipeline" / "audioldm_provenance.json").read_text())["config"]["model"]["cond"] == "tclap"
+
+
+def test_cache_holds_the_posterior_and_caption_embedding_of_each_clip(sections, parts, mixup_dir, tmp_path):
+    clap_dir, vae_dir, _ = parts
+    cfg = config(sections(data={"cache": True, "cache_dir": str(tmp_path / "cache")},
+                          condition={"mode": "text"}, train={"steps": 1}))
+    run(cfg)  # trains from the cache
+    stored = torch.load(tmp_path / "cache" / "features.pt")
+    first = next(r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == "train")
+    assert stored["meta"]["clips"][0] == first["id"] and set(stored["features"]) == {"latent_params", "text_embeds"}
+    # independently: decode the file, first second, AudioLDM log-mel, VAE posterior; caption through the encoder
+    audio = torch.from_numpy(load_audio(mixup_dir / first["audio"], 16000)[:16000])[None]
+    vae = AutoencoderKL.from_pretrained(vae_dir)
+    with torch.no_grad():
+        params = vae.encode(AudioLdmMel()(audio)[:, None, :100]).latent_dist.parameters
+    assert torch.allclose(stored["features"]["latent_params"][0], params[0], atol=1e-5)
+    expected_text = resolve_encoder(str(clap_dir)).text_embeds([first["caption"]])[0]
+    assert torch.allclose(stored["features"]["text_embeds"][0], expected_text, atol=1e-6)
+    before = (tmp_path / "cache" / "features.pt").stat().st_mtime_ns
+    AudioLdmTraining(config(sections("again", data={"cache": True, "cache_dir": str(tmp_path / "cache")},
+                                     condition={"mode": "text"})))
+    assert (tmp_path / "cache" / "features.pt").stat().st_mtime_ns == before  # same settings: reused
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(sections):
+    """Crash in step 5 (after checkpoint-4), resume: steps 5-6 cross into the second epoch (5 batches each)."""
+    steps = {"steps": 6, "checkpoint_every": 2, "validate_every": 100, "ema_decay": 0.9}
+    condition = {"mode": "mix", "audio_probability": 0.5, "cfg_drop": 0.5}
+    straight = run(config(sections("straight", condition=condition, train=steps)))
+    crashing = config(sections("crashed", condition=condition, train=steps))
+    trainer = make_trainer(crashing, AudioLdmTraining(crashing))
+    calls, loss = {"n": 0}, trainer.parts.loss
+
+    def crash_in_step_5(unet, batch):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt("simulated kill")
+        return loss(unet, batch)
+
+    trainer.parts.loss = crash_in_step_5
+    with pytest.raises(KeyboardInterrupt):
+        trainer.fit()
+    resumed = run(crashing, resume="latest")
+    a = load_file(straight / "unet" / "diffusion_pytorch_model.safetensors")
+    b = load_file(resumed / "unet" / "diffusion_pytorch_model.safetensors")
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_bad_input_is_refused_before_training(sections, parts, tmp_path, capsys):
+    from train_audioldm import main
+
+    path = write_config(tmp_path / "run.yaml", sections())
+    with pytest.raises(SystemExit):
+        main(["--cond", "laion", "--config", str(path)])
+    assert "--cond 'laion': expected one of clap, tclap, msclap or a CLAP directory path" in capsys.readouterr().err
+    with pytest.raises(DataError, match=re.escape(f"model.vae: cannot load a VAE from '{tmp_path / 'no_vae'}'")):
+        run(config(sections(model={"vae": str(tmp_path / "no_vae")})))
+    tiny_unet(WIDTH // 2).save_pretrained(tmp_path / "narrow_unet")
+    with pytest.raises(DataError, match="expects 16-d .* gives 32-d"):
+        run(config(sections(model={"unet": str(tmp_path / "narrow_unet")})))
+    with pytest.raises(DataError, match="condition.mode: 'both'"):
+        config(sections(condition={"mode": "both"}))
+    assert not (tmp_path / "run").exists()  # nothing was written
+
+
+def test_configs_parse_and_paper_scratch_unet_has_audioldm_s_shapes():
+    offline = read_run_config(LdmRunConfig, ROOT / "configs/audioldm/offline.yaml", [])
+    assert offline.data.mixup == "results/offline/mixup" and offline.train.output_dir.endswith("{cond}")
+    paper = read_run_config(LdmRunConfig, ROOT / "configs/audioldm/paper.yaml", ["model.unet=scratch"])
+    assert (paper.train.lr, paper.train.ema_decay, paper.condition.cfg_drop) == (1e-4, 0.9999, 0.1)
+    with init_empty_weights():
+        unet = build_unet(paper.model, width=512, latent_channels=8, seed=0)
+    assert isinstance(unet, UNet2DConditionModel)
+    assert tuple(unet.config.block_out_channels) == (128, 256, 384, 640)
+    assert unet.config.in_channels == unet.config.out_channels == 8
+    assert unet.config.down_block_types[0] == "DownBlock2D" and unet.config.up_block_types[-1] == "UpBlock2D"
+
+
+@pytest.mark.slow
+def test_offline_chain_vae_then_unet_then_pipeline(parts, mixup_dir, tmp_path):
+    """train_vae.py, then train_audioldm.py on its VAE from a cache, then the saved pipeline generates."""
+    from train_audioldm import main as train_audioldm
+    from train_vae import main as train_vae
+
+    clap_dir, _, vocoder_dir = parts
+    vae_config = write_config(tmp_path / "vae.yaml", {
+        "model": {"init": "tiny", "train_frames": 32, "kl_weight": 1e-4, "scale_clips": 8},
+        "data": {"mixup": str(mixup_dir), "seconds": 1.0, "val_clips": 4},
+        "train": {"output_dir": str(tmp_path / "vae"), "steps": 3, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1,
+                  "checkpoint_every": 3, "validate_every": 3, "log_every": 1}})
+    train_vae(["--config", str(vae_config)])
+    ldm_config = write_config(tmp_path / "ldm.yaml", ldm_sections(
+        tmp_path / "ldm", mixup_dir, clap_dir, tmp_path / "vae" / "final", vocoder_dir, data={"cache": True},
+        samples={"prompts": ["knock followed by siren"]}, train={"steps": 3, "checkpoint_every": 3,
+                                                                 "validate_every": 3}))
+    train_audioldm(["--cond", str(clap_dir), "--config", str(ldm_config)])
+    pipe = load_pipeline(tmp_path / "ldm" / "pipeline")
+    trained_vae = AutoencoderKL.from_pretrained(tmp_path / "vae" / "final")
+    assert pipe.vae.config.scaling_factor == pytest.approx(trained_vae.config.scaling_factor)
+    assert pipe.vae.config.scaling_factor != pytest.approx(AutoencoderKL().config.scaling_factor)
+    audio = generate(pipe, ["siren followed by knock", "knock followed by siren"], seconds=1.0, steps=3, seed=1)
+    assert audio.shape == (2, 16000) and np.isfinite(audio).all() and audio.std() > 0
+    assert (tmp_path / "ldm" / "cache" / "features.pt").exists()

@@ -1,0 +1,50 @@
+"""Train AudioLDM's UNet conditioned on a CLAP: the base CLAP, T-CLAP, or any CLAP directory.
+
+    accelerate launch train_audioldm.py --cond tclap --config configs/audioldm/offline.yaml
+    accelerate launch train_audioldm.py --cond clap --config configs/audioldm/offline.yaml
+    accelerate launch --multi_gpu --num_processes 8 train_audioldm.py --cond tclap \\
+        --config configs/audioldm/paper.yaml --set model.tclap=runs/tclap-paper/final --resume latest
+
+--cond: clap (model.clap), tclap (model.tclap), msclap, or a CLAP checkpoint directory. The VAE and
+the CLAP stay frozen; only the UNet trains. The result is a pipeline directory
+(`train.output_dir/pipeline`, `{cond}` in the output dir replaced by the --cond name) that
+`audioldm_cond.pipeline.load_pipeline` reloads; `samples/step-N/` holds the validation prompts.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from audioldm_cond.ldm_training import LdmRunConfig, run
+from audioldm_cond.run_config import read_run_config
+from tclap.errors import DataError
+from tclap.trainer import TrainingDiverged
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", required=True,
+                        help="run config YAML (sections model, data, condition, samples, train)")
+    parser.add_argument("--cond", help="conditioning encoder: clap, tclap, msclap or a CLAP directory "
+                                       "(default: model.cond of the config)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override a config value; repeatable (e.g. --set condition.mode=text)")
+    parser.add_argument("--output-dir", help="shorthand for --set train.output_dir=...")
+    parser.add_argument("--resume", help="'latest' or a checkpoint folder")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    overrides = args.overrides + ([f"model.cond={args.cond}"] if args.cond else [])
+    try:
+        cfg = read_run_config(LdmRunConfig, args.config, overrides, args.output_dir)
+        pipeline = run(cfg, resume=args.resume, provenance={"command": " ".join(sys.argv)})
+    except (DataError, TrainingDiverged) as error:
+        print(f"train_audioldm: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"pipeline: {pipeline}")
+
+
+if __name__ == "__main__":
+    main()

@@ -17,32 +17,23 @@ import sys
 
 from audioldm_cond.ldm_training import LdmRunConfig, run
 from audioldm_cond.run_config import read_run_config
-from tclap.errors import DataError
-from tclap.trainer import TrainingDiverged
+from tclap.launch import run_or_exit, training_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True,
-                        help="run config YAML (sections model, data, condition, samples, train)")
+    parser = training_parser(__doc__, "model, data, condition, samples, train", "condition.mode=text")
     parser.add_argument("--cond", help="conditioning encoder: clap, tclap, msclap or a CLAP directory "
                                        "(default: model.cond of the config)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config value; repeatable (e.g. --set condition.mode=text)")
-    parser.add_argument("--output-dir", help="shorthand for --set train.output_dir=...")
-    parser.add_argument("--resume", help="'latest' or a checkpoint folder")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     overrides = args.overrides + ([f"model.cond={args.cond}"] if args.cond else [])
-    try:
-        cfg = read_run_config(LdmRunConfig, args.config, overrides, args.output_dir)
-        pipeline = run(cfg, resume=args.resume, provenance={"command": " ".join(sys.argv)})
-    except (DataError, TrainingDiverged) as error:
-        print(f"train_audioldm: error: {error}", file=sys.stderr)
-        sys.exit(2)
+    pipeline = run_or_exit("train_audioldm", lambda: run(read_run_config(LdmRunConfig, args.config, overrides,
+                                                                         args.output_dir),
+                                                         resume=args.resume,
+                                                         provenance={"command": " ".join(sys.argv)}))
     print(f"pipeline: {pipeline}")
 
 

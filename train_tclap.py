@@ -10,32 +10,25 @@ import argparse
 import sys
 
 from tclap.config import apply_overrides, load_yaml
-from tclap.errors import DataError
+from tclap.launch import run_or_exit, training_parser
 from tclap.train import RunConfig, run
-from tclap.trainer import TrainingDiverged
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", required=True, help="run config YAML (sections model, data, loss, train, freeze)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a config value; repeatable (e.g. --set loss.temporal_weight=0)")
-    parser.add_argument("--output-dir", help="shorthand for --set train.output_dir=...")
-    parser.add_argument("--resume", help="'latest' or a checkpoint folder")
-    return parser.parse_args(argv)
+    return training_parser(__doc__, "model, data, loss, train, freeze", "loss.temporal_weight=0").parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    try:
+
+    def job():
         data = apply_overrides(load_yaml(args.config), args.overrides)
         if args.output_dir:
             apply_overrides(data, [f"train.output_dir={args.output_dir}"])
-        final = run(RunConfig.from_dict(data, args.config), resume=args.resume,
-                    provenance={"command": " ".join(sys.argv)})
-    except (DataError, TrainingDiverged) as error:
-        print(f"train_tclap: error: {error}", file=sys.stderr)
-        sys.exit(2)
+        return run(RunConfig.from_dict(data, args.config), resume=args.resume,
+                   provenance={"command": " ".join(sys.argv)})
+
+    final = run_or_exit("train_tclap", job)
     print(f"final model: {final}")
 
 

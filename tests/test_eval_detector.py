@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from eval.detector import DetectorConfig, EventDetector, context_windows, event_extent, fit_detector
-from eval.order import clip_in_order
+from eval.order import judge_clip
 from tclap.audio import load_audio
 from tclap.data.library import read_library
 from tclap.data.mixup import MANIFEST, read_manifest
@@ -65,9 +65,9 @@ def test_detects_events_and_their_order_on_mixed_up_clips(detector, test_clips, 
         truth = _truth(record, detector, len(active))
         cell_accuracy.append(np.mean(active == truth))
         frame_accuracy.append(np.mean((active == truth).all(axis=1)))
-        in_order.append(clip_in_order(active, events, MERGE_GAP)[1])
+        in_order.append(judge_clip(active, events, MERGE_GAP).in_order)
         negative = detector.activity(load_audio(mixup_dir / record["neg_audio"], detector.sample_rate))
-        reversed_rejected.append(not clip_in_order(negative, events, MERGE_GAP)[1])
+        reversed_rejected.append(not judge_clip(negative, events, MERGE_GAP).in_order)
     print(f"cells {np.mean(cell_accuracy):.3f} frames {np.mean(frame_accuracy):.3f} "
           f"in order {np.mean(in_order):.2f} reversed rejected {np.mean(reversed_rejected):.2f}")
     assert np.mean(cell_accuracy) > 0.95

@@ -1,10 +1,10 @@
-"""Event-order accuracy on hand-built activity matrices."""
+"""Event-order accuracy (STEAM ordering errors) on hand-built activity matrices."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from eval.order import clip_in_order, order_accuracy, requested_onsets, segment_onsets
+from eval.order import judge_clip, order_accuracy, requested_segments, segments
 from tclap.errors import DataError
 
 
@@ -16,57 +16,69 @@ def _activity(frames: int, classes: int, spans: list[tuple[int, int, int]]) -> n
     return active
 
 
+def _errors(clip) -> tuple[bool, bool, bool, bool]:
+    return clip.non_detection, clip.occurrence_error, clip.overlap_error, clip.in_order
+
+
 def test_segments_and_gap_merging():
     column = np.array([0, 1, 1, 0, 0, 1, 0, 1, 1], dtype=bool)
-    assert segment_onsets(column) == [1, 5, 7]
-    assert segment_onsets(column, merge_gap=1) == [1, 5]
-    assert segment_onsets(column, merge_gap=2) == [1]
-    assert segment_onsets(np.zeros(4, dtype=bool)) == []
+    assert segments(column) == [(1, 3), (5, 6), (7, 9)]
+    assert segments(column, merge_gap=1) == [(1, 3), (5, 9)]
+    assert segments(column, merge_gap=2) == [(1, 9)]
+    assert segments(np.zeros(4, dtype=bool)) == []
 
 
 def test_in_order_and_reversed():
     active = _activity(20, 3, [(0, 2, 6), (2, 10, 15)])
-    assert clip_in_order(active, [0, 2]) == (True, True)
-    assert clip_in_order(active, [2, 0]) == (True, False)
+    assert _errors(judge_clip(active, [0, 2])) == (False, False, False, True)
+    assert _errors(judge_clip(active, [2, 0])) == (False, True, False, False)
+    assert judge_clip(active, [0, 2]).segments == [(2, 7), (10, 16)]
 
 
-def test_missing_event_is_neither_detected_nor_in_order():
+def test_missing_event_is_only_a_non_detection():
     active = _activity(20, 3, [(0, 2, 6)])
-    assert clip_in_order(active, [0, 1]) == (False, False)
+    assert _errors(judge_clip(active, [0, 1])) == (True, False, False, False)
+    assert judge_clip(active, [0, 1]).segments == [(2, 7), None]
 
 
-def test_tied_onsets_are_not_in_order():
+def test_tied_onsets_are_an_occurrence_error():
     active = _activity(20, 3, [(0, 4, 8), (1, 4, 12)])
-    assert clip_in_order(active, [0, 1]) == (True, False)
-    assert clip_in_order(active, [1, 0]) == (True, False)
+    assert judge_clip(active, [0, 1]).occurrence_error and judge_clip(active, [1, 0]).occurrence_error
 
 
-def test_overlapping_events_are_ordered_by_onset():
-    active = _activity(20, 3, [(0, 2, 12), (1, 5, 18)])
-    assert clip_in_order(active, [0, 1]) == (True, True)
+def test_overlap_error_at_half_the_shorter_span():
+    # A = frames 0-9 (10), B = frames 5-8 (4): overlap 4 >= 2 -> error, though A starts first.
+    assert _errors(judge_clip(_activity(20, 2, [(0, 0, 9), (1, 5, 8)]), [0, 1])) == (False, False, True, False)
+    # A = 0-9 (10), B = 8-17 (10): overlap 2 < 5 -> in order.
+    assert judge_clip(_activity(20, 2, [(0, 0, 9), (1, 8, 17)]), [0, 1]).in_order
+    # A = 0-9, B = 5-14: overlap 5 = half of 10 -> error.
+    assert judge_clip(_activity(20, 2, [(0, 0, 9), (1, 5, 14)]), [0, 1]).overlap_error
 
 
 def test_repeated_events_match_segments_in_turn():
     active = _activity(30, 2, [(0, 1, 4), (1, 8, 12), (0, 18, 22)])  # A B A
-    assert requested_onsets(active, [0, 1, 0]) == [1, 8, 18]
-    assert clip_in_order(active, [0, 1, 0]) == (True, True)
-    assert clip_in_order(active, [1, 0, 0]) == (True, False)
+    assert requested_segments(active, [0, 1, 0]) == [(1, 5), (8, 13), (18, 23)]
+    assert judge_clip(active, [0, 1, 0]).in_order
+    assert judge_clip(active, [1, 0, 0]).occurrence_error
     single_a = _activity(30, 2, [(0, 1, 4), (1, 8, 12)])
-    assert clip_in_order(single_a, [0, 1, 0]) == (False, False)
+    assert judge_clip(single_a, [0, 1, 0]).non_detection
 
 
 def test_order_accuracy_shares():
     good = _activity(20, 2, [(0, 1, 5), (1, 8, 12)])
     reversed_ = _activity(20, 2, [(1, 1, 5), (0, 8, 12)])
     missing = _activity(20, 2, [(0, 1, 5)])
-    scores = order_accuracy([good, reversed_, missing, good], [[0, 1]] * 4)
-    assert scores.clips == 4
-    assert scores.all_detected == pytest.approx(0.75)
-    assert scores.in_order == pytest.approx(0.5)
+    overlapping = _activity(20, 2, [(0, 1, 12), (1, 3, 10)])
+    scores, clips = order_accuracy([good, reversed_, missing, overlapping, good], [[0, 1]] * 5)
+    assert scores.clips == 5 and len(clips) == 5
+    assert scores.order_accuracy == pytest.approx(0.4)
+    assert (scores.non_detection, scores.occurrence_error, scores.overlap_error) == pytest.approx((0.2, 0.2, 0.2))
 
 
 def test_bad_input_is_a_data_error():
     with pytest.raises(DataError, match="outside"):
-        clip_in_order(np.zeros((5, 2), dtype=bool), [0, 2])
+        judge_clip(np.zeros((5, 2), dtype=bool), [0, 2])
     with pytest.raises(DataError, match="same non-zero number"):
         order_accuracy([np.zeros((5, 2), dtype=bool)], [])
+    with pytest.raises(DataError, match="frames, classes"):
+        judge_clip(np.zeros(5, dtype=bool), [0])

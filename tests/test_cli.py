@@ -101,3 +101,37 @@ def test_offline_experiment_runs_end_to_end_on_small_settings(tmp_path, capsys):
     rerun = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert all(rerun[m]["train_seconds"] == 0 for m in ("baseline", "control", "tclap"))
     assert rerun["tclap"]["tclassify_t2a"] == metrics["tclap"]["tclassify_t2a"]
+
+
+@pytest.mark.slow
+def test_offline_experiment_on_a_users_uneven_library(world, tmp_path, capsys):
+    """--library: uneven class sizes, a 44.1 kHz stereo file and a 0.1-s file, one seed, tiny steps."""
+    import csv
+    import shutil
+
+    import numpy as np
+    import soundfile as sf
+
+    library = tmp_path / "mine"
+    shutil.copytree(world, library)
+    meta = library / "meta" / "esc50.csv"
+    rows = list(csv.DictReader(meta.open()))
+    kept = [r for r in rows if not (r["category"] == "beep" and r["fold"] in ("1", "2"))]  # beep: 3 files
+    stereo, short = kept[0]["filename"], kept[1]["filename"]
+    audio, rate = sf.read(library / "audio" / stereo)
+    sf.write(library / "audio" / stereo, np.stack([audio, audio], axis=1), 44100)  # now stereo, other rate
+    sf.write(library / "audio" / short, np.full(int(0.1 * rate), 0.3) * np.sin(np.arange(int(0.1 * rate))), rate)
+    with meta.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(kept)
+    config = tmp_path / "small.yaml"
+    config.write_text("mixup:\n  clips: 30\n  clip_seconds: 4.0\n")
+    out = run(capsys, "experiment", "offline", "--out", tmp_path / "run", "--config", config, "--workers", 1,
+              "--library", library, "--seeds", 3, "--baseline-steps", 2, "--tclap-steps", 2)
+    assert "| tclap |" in out and not (tmp_path / "run" / "world").exists()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert sum(summary["mixup"]["clips_per_split"].values()) == 30
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["tclap"]["seeds"] == 1 and 0 <= metrics["tclap"]["zeroshot_acc"] <= 100
+    assert (tmp_path / "run" / "seed3" / "tclap" / "final" / "config.json").exists()

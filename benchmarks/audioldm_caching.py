@@ -24,19 +24,14 @@ from tclap.data.mixup import MANIFEST, MixupConfig, build_mixup, read_manifest
 from tclap.data.synth import SynthConfig, synthesize_world
 from tclap.model import ModelConfig, build_tiny, save_clap
 
+from timing import seconds_per_step  # benchmarks/timing.py, next to this script
+
 
 def time_steps(training: AudioLdmTraining, steps: int) -> float:
     """Seconds per training step (data, frozen encoders if uncached, UNet forward and backward, AdamW)."""
-    optimizer = torch.optim.AdamW(training.unet.parameters(), lr=1e-4)
     batches = iter(training.loader)
-    for i in range(steps + 1):
-        if i == 1:
-            start = time.perf_counter()  # the first step warms up allocations
-        loss = sum(training.loss(training.unet, next(batches)).values())
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return (time.perf_counter() - start) / steps
+    return seconds_per_step(training.unet.parameters(),
+                            lambda: sum(training.loss(training.unet, next(batches)).values()), steps)
 
 
 def main() -> None:

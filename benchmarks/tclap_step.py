@@ -27,17 +27,11 @@ from tclap.losses import LossConfig, TclapLoss
 from tclap.model import ClapEncoder, ModelConfig, build_tiny
 from tclap.train import EncoderWithLoss
 
+from timing import seconds_per_step  # benchmarks/timing.py, next to this script
+
 
 def time_steps(module: EncoderWithLoss, batch: dict, steps: int) -> float:
-    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-4)
-    for i in range(steps + 1):
-        if i == 1:
-            start = time.perf_counter()  # the first step warms up allocations
-        loss = sum(module(batch).values())
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    return (time.perf_counter() - start) / steps
+    return seconds_per_step(module.parameters(), lambda: sum(module(batch).values()), steps)
 
 
 def main() -> None:

@@ -16,7 +16,7 @@ import argparse
 import sys
 
 from audioldm_cond.ldm_training import LdmRunConfig, run
-from audioldm_cond.run_config import read_run_config
+from tclap.config import read_run_config
 from tclap.launch import run_or_exit, training_parser
 
 

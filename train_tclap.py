@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tclap.config import apply_overrides, load_yaml
+from tclap.config import read_run_config
 from tclap.launch import run_or_exit, training_parser
 from tclap.train import RunConfig, run
 
@@ -21,14 +21,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
 
-    def job():
-        data = apply_overrides(load_yaml(args.config), args.overrides)
-        if args.output_dir:
-            apply_overrides(data, [f"train.output_dir={args.output_dir}"])
-        return run(RunConfig.from_dict(data, args.config), resume=args.resume,
-                   provenance={"command": " ".join(sys.argv)})
-
-    final = run_or_exit("train_tclap", job)
+    final = run_or_exit("train_tclap", lambda: run(read_run_config(RunConfig, args.config, args.overrides,
+                                                                   args.output_dir),
+                                                   resume=args.resume, provenance={"command": " ".join(sys.argv)}))
     print(f"final model: {final}")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from audioldm_cond.run_config import read_run_config
+from tclap.config import read_run_config
 from audioldm_cond.vae_training import VaeRunConfig, run
 from tclap.launch import run_or_exit, training_parser
 

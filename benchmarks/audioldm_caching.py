@@ -19,7 +19,7 @@ import torch
 
 from audioldm_cond.ldm_training import AudioLdmTraining, LdmRunConfig
 from audioldm_cond.pipeline import tiny_vae
-from audioldm_cond.run_config import build_run_config
+from tclap.config import build_run_config
 from tclap.data.mixup import MANIFEST, MixupConfig, build_mixup, read_manifest
 from tclap.data.synth import SynthConfig, synthesize_world
 from tclap.model import ModelConfig, build_tiny, save_clap

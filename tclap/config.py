@@ -6,6 +6,7 @@ that lists the valid ones; command-line flags override file values.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,3 +79,42 @@ def apply_overrides(data: dict[str, Any], assignments: list[str]) -> dict[str, A
             raise DataError(f"--set {assignment!r}: {path[0]} is not a section")
         data[path[0]][path[1]] = value
     return data
+
+
+def build_run_config(cls: type[T], data: dict[str, Any], where: str) -> T:
+    """A training run's config: one section dataclass per field of `cls`, unknown sections refused.
+
+    Fields whose type is not a dataclass (e.g. T-CLAP's `freeze` list) take the file's value as is.
+
+    Args:
+        cls: the run config class.
+        data: the YAML mapping, section name -> keys (overrides already applied).
+        where: what to call the source in errors (the config file).
+    """
+    sections = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(sections))
+    if unknown:
+        raise DataError(f"{where}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sections)}")
+    types = typing.get_type_hints(cls)
+    values = {}
+    for name in sections:
+        if dataclasses.is_dataclass(types[name]):
+            values[name] = build(types[name], data.get(name) or {}, f"{where}: {name}")
+        elif data.get(name) is not None:
+            values[name] = data[name]
+    return cls(**values)
+
+
+def read_run_config(cls: type[T], path: str | Path, overrides: list[str], output_dir: str | None = None) -> T:
+    """A run config from a YAML file with `--set SECTION.KEY=VALUE` overrides and `--output-dir` on top.
+
+    Args:
+        cls: the run config class.
+        path: the YAML file.
+        overrides: `section.key=value` assignments, applied in order.
+        output_dir: shorthand for `train.output_dir=...`, applied last.
+    """
+    data = apply_overrides(load_yaml(path), overrides)
+    if output_dir:
+        apply_overrides(data, [f"train.output_dir={output_dir}"])
+    return build_run_config(cls, data, str(path))

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tclap.config import load_yaml, section
+from tclap.config import build_run_config, load_yaml, section
 from tclap.data.library import assign_folds, read_library
 from tclap.data.mixup import SETTINGS, MixupConfig, build_mixup
 from tclap.data.negatives import RuleBackend
@@ -62,7 +62,7 @@ def train_stage(run_config: str | Path, out_dir: Path, overrides: dict[str, dict
         data[name] = {**(data.get(name) or {}), **{k: v for k, v in values.items() if v is not None}}
     data["train"]["output_dir"] = str(out_dir)
     start = time.perf_counter()
-    run(RunConfig.from_dict(data, str(run_config)), resume="latest", provenance={"stage": str(out_dir)})
+    run(build_run_config(RunConfig, data, str(run_config)), resume="latest", provenance={"stage": str(out_dir)})
     return final, time.perf_counter() - start
 
 

@@ -16,7 +16,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import ConcatDataset, DataLoader
 
-from tclap.config import build
 from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips
 from tclap.errors import DataError
 from tclap.evaluation import t_classify
@@ -41,16 +40,6 @@ class RunConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     freeze: list[str] = field(default_factory=list)  # ClapModel sub-modules kept fixed, e.g. [audio_model]
-
-    @classmethod
-    def from_dict(cls, data: dict, where: str) -> RunConfig:
-        sections = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(data) - set(sections))
-        if unknown:
-            raise DataError(f"{where}: unknown section(s) {', '.join(unknown)}; valid: {', '.join(sections)}")
-        types = {"model": ModelConfig, "data": DataConfig, "loss": LossConfig, "train": TrainConfig}
-        values = {k: build(types[k], data.get(k) or {}, f"{where}: {k}") for k in types}
-        return cls(**values, freeze=list(data.get("freeze") or []))
 
 
 class EncoderWithLoss(nn.Module):

@@ -18,7 +18,7 @@ from audioldm_cond.ldm_training import (AudioLdmTraining, ConditionConfig, Laten
                                         build_unet, choose_condition, make_trainer, noise_scheduler, run)
 from audioldm_cond.mel import AudioLdmMel
 from audioldm_cond.pipeline import generate, load_pipeline, tiny_unet
-from audioldm_cond.run_config import build_run_config, read_run_config
+from tclap.config import build_run_config, read_run_config
 from audioldm_world import WIDTH, ldm_sections, save_quick_vocoder, save_tiny_clap, save_tiny_vae, write_config
 from tclap.audio import load_audio
 from tclap.data.mixup import MANIFEST, read_manifest

@@ -11,7 +11,7 @@ from diffusers import AutoencoderKL
 
 from audioldm_cond.mel import AudioLdmMel
 from audioldm_cond.pipeline import tiny_vae
-from audioldm_cond.run_config import read_run_config
+from tclap.config import read_run_config
 from audioldm_cond.vae_training import SUMMARY, VaeRunConfig, VaeWithLoss
 from audioldm_world import write_config
 from tclap.audio import load_audio

@@ -60,7 +60,7 @@ def train_stage(run_config: str | Path, out_dir: Path, overrides: dict[str, dict
     data = load_yaml(run_config)
     for name, values in overrides.items():
         data[name] = {**(data.get(name) or {}), **{k: v for k, v in values.items() if v is not None}}
-    data["train"]["output_dir"] = str(out_dir)
+    data.setdefault("train", {})["output_dir"] = str(out_dir)
     start = time.perf_counter()
     run(build_run_config(RunConfig, data, str(run_config)), resume="latest", provenance={"stage": str(out_dir)})
     return final, time.perf_counter() - start

@@ -1,11 +1,13 @@
 """The offline event detector: labels from energy, training on the world, order on mixed-up clips."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
-from eval.detector import DetectorConfig, EventDetector, context_windows, event_extent, fit_detector
+from eval.detector import DetectorConfig, EventDetector, context_windows, event_extent, fit_detector, main
 from eval.order import judge_clip
 from tclap.audio import load_audio
 from tclap.data.library import read_library
@@ -93,3 +95,13 @@ def test_save_and_load_round_trip(detector, world, tmp_path):
     np.testing.assert_array_equal(loaded.frame_logits(audio), detector.frame_logits(audio))
     with pytest.raises(DataError, match="not found"):
         EventDetector.load(tmp_path / "missing.pt")
+
+
+def test_command_trains_saves_and_reports_held_out_accuracy(world, tmp_path, capsys):
+    main(["--library", str(world), "--train-folds", "1", "2", "3", "4", "--test-folds", "5",
+          "--out", str(tmp_path / "detector.pt")])
+    report = json.loads(capsys.readouterr().out)
+    assert 0.5 <= report["held_out_file_accuracy"] <= 1.0 and report["test_folds"] == [5]
+    assert EventDetector.load(tmp_path / "detector.pt").classes == read_library(world).categories
+    with pytest.raises(SystemExit):
+        main(["--library", str(world), "--train-folds", "1", "5", "--test-folds", "5", "--out", str(tmp_path / "x.pt")])

@@ -8,45 +8,13 @@ reported as percentages.
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
 
-from tclap.data.datasets import AudioTextCollator
 from tclap.embedding_cache import Embedder
 from tclap.model import ClapEncoder
 
 
-@torch.no_grad()
-def embed_pairs(encoder: ClapEncoder, dataset, batch_size: int = 32) -> dict[str, torch.Tensor]:
-    """Unit embeddings of every item's audio, caption, and (where present) negative caption and audio.
-
-    Returns `audio`, `text` (N, D); `neg_text` (K, D) with `neg_text_index` (K,); `neg_audio` (M, D)
-    with `neg_audio_index` (M,).
-    """
-    was_training = encoder.training
-    encoder.eval()
-    parts: dict[str, list] = {k: [] for k in ("audio", "text", "neg_text", "neg_text_index", "neg_audio",
-                                               "neg_audio_index")}
-    offset = 0
-    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=AudioTextCollator()):
-        if batch["skipped"]:
-            raise ValueError(f"unreadable evaluation sample(s): {batch['skipped'][:3]}")
-        texts = encoder.tokenize(batch["captions"] + batch["neg_captions"])
-        text = encoder.text_embeds(texts["input_ids"], texts["attention_mask"])
-        audio = encoder.audio_embeds(torch.cat([batch["audio"], batch["neg_audio"]]))
-        b = len(batch["captions"])
-        parts["audio"].append(audio[:b])
-        parts["text"].append(text[:b])
-        parts["neg_text"].append(text[b:])
-        parts["neg_text_index"].append(batch["neg_caption_index"] + offset)
-        parts["neg_audio"].append(audio[b:])
-        parts["neg_audio_index"].append(batch["neg_audio_index"] + offset)
-        offset += b
-    encoder.train(was_training)
-    return {k: torch.cat(v) for k, v in parts.items()}
-
-
 def tclassify_margins(e: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-item T-Classify margins from `embed_pairs` output: > 0 means the model got the item right.
+    """Per-item T-Classify margins from `embed_rows` output: > 0 means the model got the item right.
 
     Returns T2A sim(a, t+) - sim(a, t-) over the items with a negative caption (K,) and A2T
     sim(a+, t) - sim(a-, t) over those with a negative audio (M,), in the order of `neg_text_index`
@@ -60,7 +28,7 @@ def tclassify_margins(e: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.T
 
 
 def tclassify_decisions(e: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-item T-Classify outcomes (1.0 = right) from `embed_pairs` output, ordered as `tclassify_margins`."""
+    """Per-item T-Classify outcomes (1.0 = right) from `embed_rows` output, ordered as `tclassify_margins`."""
     t2a, a2t = tclassify_margins(e)
     return (t2a > 0).float(), (a2t > 0).float()
 
@@ -89,7 +57,7 @@ def compa_order_decisions(e: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
 
 
 def embed_rows(embedder: Embedder, rows: list[dict]) -> dict[str, torch.Tensor]:
-    """`embed_pairs` output for dataset rows (`audio`, `caption`, optional `neg_caption` / `neg_audio`),
+    """`embed_rows` output for dataset rows (`audio`, `caption`, optional `neg_caption` / `neg_audio`),
     through an `Embedder`, so repeated files and captions are embedded once (and cached on disk).
 
     Args:
@@ -106,9 +74,18 @@ def embed_rows(embedder: Embedder, rows: list[dict]) -> dict[str, torch.Tensor]:
     return e
 
 
-def t_classify(encoder: ClapEncoder, dataset, batch_size: int = 32) -> dict[str, float]:
-    """T2A and A2T T-Classify accuracy (%) over the items that have the needed negative."""
-    t2a, a2t = tclassify_decisions(embed_pairs(encoder, dataset, batch_size))
+def t_classify(encoder: ClapEncoder, rows: list[dict], batch_size: int = 32) -> dict[str, float]:
+    """T2A and A2T T-Classify accuracy (%) over the rows that have the needed negative.
+
+    Embeddings are computed afresh (in memory only): this is what training validation calls on a
+    model whose weights change between calls.
+
+    Args:
+        encoder: the model.
+        rows: e.g. `mixup_rows(root, "val")[0]`.
+        batch_size: files or captions per forward pass.
+    """
+    t2a, a2t = tclassify_decisions(embed_rows(Embedder(encoder, batch_size=batch_size), rows))
     result = {}
     if len(t2a):
         result["tclassify_t2a"] = 100.0 * float(t2a.mean())
@@ -126,7 +103,7 @@ def t_classify_breakdown(e: dict[str, torch.Tensor], records: list[dict]) -> dic
     `_2_events`, ...) for the subgroups.
 
     Args:
-        e: `embed_rows` / `embed_pairs` output for the split's clips, in manifest order.
+        e: `embed_rows` / `embed_rows` output for the split's clips, in manifest order.
         records: their manifest records (`phrasing_seen`, `before_after`, `n_events`).
     """
     t2a, a2t = tclassify_decisions(e)

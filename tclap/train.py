@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import ConcatDataset, DataLoader
 
-from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips
+from tclap.data.datasets import (AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips,
+                                 mixup_rows)
 from tclap.errors import DataError
 from tclap.evaluation import t_classify
 from tclap.losses import LossConfig, TclapLoss
@@ -119,8 +120,7 @@ def run(cfg: RunConfig, resume: str | None = None, provenance: dict | None = Non
 
     validate = None
     if cfg.data.validation or cfg.data.mixup:
-        window = AudioWindow(processor.feature_extractor.sampling_rate, processor.feature_extractor.max_length_s, False)
-        val = MixupClips(cfg.data.validation or cfg.data.mixup, "val", window)
+        val, _ = mixup_rows(cfg.data.validation or cfg.data.mixup, "val")
 
         def validate(trained: EncoderWithLoss) -> dict[str, float]:
             return t_classify(trained.encoder, val)

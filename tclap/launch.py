@@ -1,7 +1,7 @@
 """What every `accelerate launch` training script shares: its flags, and a one-line error exit.
 
 train_tclap.py, train_vae.py and train_audioldm.py take the same `--config`, `--set SECTION.KEY=VALUE`,
-`--output-dir` and `--resume`, and report bad input or a diverged run as one line with exit status 2.
+`--output-dir` and `--resume`, and report bad input, a diverged run or a bad launch as one line with exit status 2.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tclap.errors import DataError
-from tclap.trainer import TrainingDiverged
+from tclap.trainer import LaunchMismatch, TrainingDiverged
 
 
 def training_parser(doc: str, sections: str, set_example: str) -> argparse.ArgumentParser:
@@ -32,9 +32,9 @@ def training_parser(doc: str, sections: str, set_example: str) -> argparse.Argum
 
 
 def run_or_exit(program: str, job: Callable[[], Path]) -> Path:
-    """Run `job`; on bad input or a non-finite loss print `program: error: ...` and exit 2."""
+    """Run `job`; on bad input, a non-finite loss or a bad launch print `program: error: ...` and exit 2."""
     try:
         return job()
-    except (DataError, TrainingDiverged) as error:
+    except (DataError, TrainingDiverged, LaunchMismatch) as error:
         print(f"{program}: error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import csv
 import math
+import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,6 +49,10 @@ class TrainingDiverged(RuntimeError):
     """A non-finite loss; the message names the step and the last good checkpoint."""
 
 
+class LaunchMismatch(RuntimeError):
+    """More processes were launched than accelerate joined into one run (they would train apart)."""
+
+
 @dataclass
 class TrainerParts:
     """What a trainer supplies. `loss` maps a batch to named `*_loss` terms (summed for backward)."""
@@ -61,7 +66,9 @@ class TrainerParts:
 
 
 def checkpoints(output_dir: Path) -> list[Path]:
-    return sorted(output_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    """Complete `checkpoint-N` folders, oldest first; a save cut short leaves only `checkpoint-N.partial`."""
+    done = [p for p in output_dir.glob("checkpoint-*") if p.name.split("-", 1)[1].isdigit()]
+    return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
 
 class Trainer:
@@ -73,6 +80,12 @@ class Trainer:
         self.accelerator = Accelerator(
             gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision, log_with="tensorboard",
             project_config=ProjectConfiguration(project_dir=str(self.output_dir), logging_dir=str(self.output_dir / "logs")))
+        launched = int(os.environ.get("WORLD_SIZE", "1"))
+        if launched != self.accelerator.num_processes:
+            raise LaunchMismatch(
+                f"{launched} processes were launched but accelerate runs {self.accelerator.num_processes}: each would "
+                f"train alone on all the data. Without a GPU, launch with ACCELERATE_USE_CPU=1 "
+                f"(e.g. ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes {launched} ...)")
         set_seed(cfg.seed)
         params = [p for p in parts.model.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -102,11 +115,21 @@ class Trainer:
         models.pop(0)
 
     def save_checkpoint(self) -> Path:
+        """Write into `checkpoint-N.partial`, then rename: a kill mid-save never leaves a broken `checkpoint-N`."""
         path = self.output_dir / f"checkpoint-{self.step}"
-        self.accelerator.save_state(str(path))
-        if self.accelerator.is_main_process:
+        partial = path.with_name(path.name + ".partial")
+        main = self.accelerator.is_main_process
+        if main:
+            for stale in self.output_dir.glob("checkpoint-*.partial"):
+                shutil.rmtree(stale)
+        self.accelerator.wait_for_everyone()
+        self.accelerator.save_state(str(partial))
+        self.accelerator.wait_for_everyone()
+        if main:
+            partial.rename(path)
             for old in checkpoints(self.output_dir)[:-self.cfg.keep_checkpoints]:
                 shutil.rmtree(old)
+        self.accelerator.wait_for_everyone()
         return path
 
     def resume(self, which: str | None) -> None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from tclap.trainer import TrainConfig, Trainer, TrainerParts, TrainingDiverged, checkpoints
+from tclap.trainer import LaunchMismatch, TrainConfig, Trainer, TrainerParts, TrainingDiverged, checkpoints
 
 
 class Toy(torch.nn.Module):
@@ -28,7 +28,7 @@ def data() -> DataLoader:
     return DataLoader(dataset, batch_size=4, shuffle=True, generator=torch.Generator().manual_seed(1))
 
 
-def parts(fail_at: int | None = None, nan_at: int | None = None) -> TrainerParts:
+def parts(fail_at: int | None = None, nan_at: int | None = None, kill_saving: str | None = None) -> TrainerParts:
     calls = {"n": 0}
 
     def loss(model, batch):
@@ -43,6 +43,9 @@ def parts(fail_at: int | None = None, nan_at: int | None = None) -> TrainerParts
 
     def export(model, path: Path):
         path.mkdir(parents=True, exist_ok=True)
+        if path.parent.name.startswith(f"{kill_saving}."):
+            (path / "weights.pt").write_bytes(b"half a file")
+            raise KeyboardInterrupt("simulated kill while saving")
         torch.save(model.state_dict(), path / "weights.pt")
 
     def load(model, path: Path):
@@ -69,6 +72,18 @@ def test_resume_after_a_crash_reaches_the_same_weights(tmp_path):
     resumed = Trainer(config(tmp_path / "b"), parts()).fit(resume="latest")
     for name, value in final_weights(straight).items():
         assert torch.equal(value, final_weights(resumed)[name]), name
+
+
+def test_a_kill_while_saving_leaves_the_previous_checkpoint_as_latest(tmp_path):
+    straight = Trainer(config(tmp_path / "a"), parts()).fit()
+    with pytest.raises(KeyboardInterrupt):
+        Trainer(config(tmp_path / "b"), parts(kill_saving="checkpoint-8")).fit()
+    assert (tmp_path / "b" / "checkpoint-8.partial").is_dir()
+    assert [p.name for p in checkpoints(tmp_path / "b")] == ["checkpoint-4"]
+    resumed = Trainer(config(tmp_path / "b"), parts()).fit(resume="latest")
+    for name, value in final_weights(straight).items():
+        assert torch.equal(value, final_weights(resumed)[name]), name
+    assert not list((tmp_path / "b").glob("*.partial"))
 
 
 def test_checkpoints_are_pruned_and_hold_a_save_pretrained_folder(tmp_path):
@@ -99,3 +114,9 @@ def test_ema_is_what_gets_exported(tmp_path):
     live = final_weights(checkpoints(tmp_path)[-1] / "model")
     ema = final_weights(final)
     assert any(not torch.equal(live[k], ema[k]) for k in live)
+
+
+def test_processes_that_accelerate_did_not_join_are_refused(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; this process runs alone
+    with pytest.raises(LaunchMismatch, match="ACCELERATE_USE_CPU=1"):
+        Trainer(config(tmp_path), parts())

@@ -23,6 +23,7 @@ from torch import Tensor
 from tclap.data.library import read_library
 from tclap.data.phrasing import label_text
 from tclap.embedding_cache import Embedder
+from tclap.csv_rows import csv_rows
 from tclap.errors import DataError
 
 DEFAULT_PROMPT = "A sound of {label}"
@@ -48,19 +49,13 @@ def read_us8k(root: str | Path) -> list[LabelledClip]:
     meta = root / "metadata" / "UrbanSound8K.csv"
     if not meta.is_file():
         raise DataError(f"{meta}: UrbanSound8K metadata not found")
-    with open(meta, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in US8K_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{meta}: missing column(s) {', '.join(missing)}")
-        clips = []
-        for line, row in enumerate(reader, start=2):
-            try:
-                fold = int(row["fold"])
-            except (TypeError, ValueError):
-                raise DataError(f"{meta}:{line}: fold must be an integer, got {row['fold']!r}") from None
-            clips.append(_clip(f"{meta}:{line}", root / "audio" / f"fold{fold}" / row["slice_file_name"],
-                               row["class"], fold))
+    clips = []
+    for where, row in csv_rows(meta, US8K_COLUMNS):
+        try:
+            fold = int(row["fold"])
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: fold must be an integer, got {row['fold']!r}") from None
+        clips.append(_clip(where, root / "audio" / f"fold{fold}" / row["slice_file_name"], row["class"], fold))
     return _nonempty(clips, meta)
 
 

@@ -9,7 +9,6 @@ the reason in the batch, so a bad file is counted by the trainer, never a worker
 """
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from torch.utils.data import Dataset, Sampler
 
 from tclap.audio import fit_length, load_audio
 from tclap.data.mixup import MANIFEST, read_manifest
+from tclap.csv_rows import csv_rows
 from tclap.errors import DataError
 
 
@@ -113,12 +113,7 @@ def read_pairs(path: str | Path, audio_root: str | Path | None = None) -> list[d
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
     if path.suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            missing = {"audio", "caption"} - set(reader.fieldnames or [])
-            if missing:
-                raise DataError(f"{path}: missing column(s) {', '.join(sorted(missing))}")
-            raw = [(n, r) for n, r in enumerate(reader, start=2)]
+        raw = [(where.rsplit(":", 1)[1], row) for where, row in csv_rows(path, ["audio", "caption"])]
     else:
         raw = []
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):

@@ -4,11 +4,11 @@ The synthesised offline world, real ESC-50 and a user's own recordings all go th
 """
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tclap.csv_rows import csv_rows
 from tclap.errors import DataError
 
 META_COLUMNS = ("filename", "fold", "target", "category")
@@ -51,30 +51,23 @@ def read_library(root: str | Path, meta: str = "meta/esc50.csv") -> SoundLibrary
     meta_path = root / meta
     if not meta_path.is_file():
         raise DataError(f"{meta_path}: meta CSV not found (expected ESC-50 layout: audio/*.wav + {meta})")
-    with open(meta_path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = [c for c in META_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{meta_path}: missing column(s) {', '.join(missing)}; "
-                            f"found {', '.join(reader.fieldnames or [])}")
-        files, category_of = [], {}
-        for line, row in enumerate(reader, start=2):
-            where = f"{meta_path}:{line}"
-            try:
-                fold, target = int(row["fold"]), int(row["target"])
-            except (TypeError, ValueError):
-                raise DataError(f"{where}: fold and target must be integers, got "
-                                f"fold={row['fold']!r} target={row['target']!r}") from None
-            category = (row["category"] or "").strip()
-            if not category or not (row["filename"] or "").strip():
-                raise DataError(f"{where}: empty filename or category")
-            if category_of.setdefault(target, category) != category:
-                raise DataError(f"{where}: target {target} is {category!r} here but "
-                                f"{category_of[target]!r} earlier")
-            path = root / "audio" / row["filename"].strip()
-            if not path.is_file():
-                raise DataError(f"{where}: audio file {path} not found")
-            files.append(LibraryFile(path, fold, target, category))
+    files, category_of = [], {}
+    for where, row in csv_rows(meta_path, META_COLUMNS):
+        try:
+            fold, target = int(row["fold"]), int(row["target"])
+        except (TypeError, ValueError):
+            raise DataError(f"{where}: fold and target must be integers, got "
+                            f"fold={row['fold']!r} target={row['target']!r}") from None
+        category = (row["category"] or "").strip()
+        if not category or not (row["filename"] or "").strip():
+            raise DataError(f"{where}: empty filename or category")
+        if category_of.setdefault(target, category) != category:
+            raise DataError(f"{where}: target {target} is {category!r} here but "
+                            f"{category_of[target]!r} earlier")
+        path = root / "audio" / row["filename"].strip()
+        if not path.is_file():
+            raise DataError(f"{where}: audio file {path} not found")
+        files.append(LibraryFile(path, fold, target, category))
     if not files:
         raise DataError(f"{meta_path}: no rows")
     return SoundLibrary(root, tuple(files))

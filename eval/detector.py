@@ -53,9 +53,9 @@ class DetectorConfig:
     n_fft: int = 1024
     hop_length: int = 256
     n_mels: int = 64
-    context: int = 2
-    hidden: int = 64
-    steps: int = 600
+    context: int = 4
+    hidden: int = 128
+    steps: int = 1500
     batch_size: int = 256
     lr: float = 3e-3
     gain_db: tuple[float, float] = (-20.0, 10.0)
@@ -98,7 +98,8 @@ class EventDetector(nn.Module):
     """Frame-level multi-label event detector: audio -> (T, n_classes) probabilities.
 
     Also offers `class_logits` (the frame logits' maximum over time), so it can stand in for PANNs
-    as the offline classifier behind a KL-like score.
+    as the offline classifier behind a KL-like score, and `frame_embeddings` (its hidden layer), so
+    it can stand in for VGGish behind an FAD-like score.
 
     Args:
         classes: class names, in output order.
@@ -144,6 +145,12 @@ class EventDetector(nn.Module):
         probabilities = median_filter(self.frame_probabilities(audio), size=(self.cfg.median_frames, 1),
                                       mode="nearest")
         return probabilities > self.cfg.threshold
+
+    @torch.no_grad()
+    def frame_embeddings(self, audio: np.ndarray) -> np.ndarray:
+        """(T, hidden) activations of the hidden layer: the offline stand-in for VGGish frames in FAD."""
+        windows = context_windows(torch.from_numpy(log_mel_frames(audio, self.cfg)), self.cfg.context)
+        return self.net[:2](((windows - self.mean) / self.std).flatten(1)).numpy()
 
     def class_logits(self, audio: np.ndarray) -> np.ndarray:
         """(n_classes,) clip-level logits: each class's strongest frame."""

@@ -10,6 +10,7 @@ for PANNs' class logits is `eval.detector.EventDetector.class_logits`.
 from __future__ import annotations
 
 import importlib
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
@@ -18,6 +19,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from eval.detector import EventDetector
 from tclap.audio import load_audio
 from tclap.errors import DataError
 from tclap.model import ClapEncoder, load_clap
@@ -108,7 +110,8 @@ class VGGishEmbedder:
 
 
 class PannsClassifier:
-    """PANNs CNN14 (16 kHz) clip logits: the output of its last layer before the sigmoid.
+    """PANNs CNN14 (16 kHz): clip logits (its last layer before the sigmoid) for KL, and its 2048-d
+    clip embedding as one "frame" for FAD.
 
     Args:
         checkpoint: a CNN14 16 kHz checkpoint (Cnn14_16k_mAP=0.438.pth, weights under "model").
@@ -131,6 +134,10 @@ class PannsClassifier:
         self._logits.clear()
         self.model(torch.as_tensor(audio, dtype=torch.float32)[None])
         return self._logits[-1][0].numpy()
+
+    @torch.no_grad()
+    def frame_embeddings(self, audio: np.ndarray) -> np.ndarray:
+        return self.model(torch.as_tensor(audio, dtype=torch.float32)[None])["embedding"].numpy()  # (1, 2048)
 
 
 class ClapAudioEmbedder:
@@ -156,3 +163,35 @@ class ClapAudioEmbedder:
             raise DataError("CLAP embedding: empty audio")
         return torch.cat([self.encoder.audio_embeds(torch.as_tensor(c, dtype=torch.float32)[None])
                           for c in chunks]).numpy()
+
+
+SCORERS = ("vggish", "panns", "clap", "detector")
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+
+
+def load_scorer(spec: str):
+    """A model from `KIND:PATH`: vggish:CKPT, panns:CKPT, clap:DIR (offline stand-in) or detector:FILE.
+
+    Args:
+        spec: e.g. "panns:/ckpt/Cnn14_16k_mAP=0.438.pth" or "detector:results/offline/detector.pt".
+    """
+    kind, sep, path = spec.partition(":")
+    if not sep or kind not in SCORERS or not path:
+        raise DataError(f"{spec!r}: expected KIND:PATH with KIND one of {', '.join(SCORERS)}")
+    if kind == "detector":
+        return EventDetector.load(path)
+    return {"vggish": VGGishEmbedder, "panns": PannsClassifier, "clap": ClapAudioEmbedder}[kind](path)
+
+
+def audio_files(folder: str | Path) -> list[Path]:
+    """The audio files in a folder, sorted; other files are left out and counted in a warning."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    audio = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
+    if not audio:
+        raise DataError(f"{folder}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+    if len(audio) < len(files):
+        warnings.warn(f"{folder}: skipped {len(files) - len(audio)} non-audio file(s)", stacklevel=2)
+    return audio

@@ -8,9 +8,13 @@ pytorch-fid does, we retry with eps added to both diagonals.
 """
 from __future__ import annotations
 
+import argparse
+import json
+
 import numpy as np
 from scipy import linalg
 
+from eval.embedders import audio_files, load_scorer, pooled_embeddings
 from tclap.errors import DataError
 
 IMAGINARY_TOLERANCE = 1e-3  # sqrtm of a product of PSD matrices is real up to rounding
@@ -66,3 +70,25 @@ def embedding_frechet_distance(reference: np.ndarray, generated: np.ndarray) -> 
         generated: (N2, D) embeddings of the generated audio.
     """
     return frechet_distance(*gaussian_fit(reference, "reference"), *gaussian_fit(generated, "generated"))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python eval/frechet.py REFERENCE_DIR GENERATED_DIR --embedder vggish:CKPT` (FAD with VGGish)."""
+    parser = argparse.ArgumentParser(description="Frechet distance between two folders' audio embeddings (FAD).")
+    parser.add_argument("reference", help="folder of reference clips")
+    parser.add_argument("generated", help="folder of generated clips")
+    parser.add_argument("--embedder", required=True,
+                        help="vggish:CKPT (FAD), panns:CKPT, clap:DIR or detector:FILE (offline stand-ins)")
+    args = parser.parse_args(argv)
+    try:
+        embedder = load_scorer(args.embedder)
+        reference, generated = (pooled_embeddings(embedder, audio_files(d)) for d in (args.reference, args.generated))
+        distance = embedding_frechet_distance(reference, generated)
+    except DataError as error:
+        parser.exit(2, f"frechet: error: {error}\n")
+    print(json.dumps({"fad": distance, "embedder": args.embedder, "reference_frames": len(reference),
+                      "generated_frames": len(generated)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -18,11 +18,17 @@ clip's matched onsets and offsets (frames) kept for the per-prompt listing.
 """
 from __future__ import annotations
 
+import argparse
+import csv
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
+from eval.embedders import audio_files, load_scorer
+from tclap.audio import load_audio
 from tclap.errors import DataError
 
 Segment = tuple[int, int]  # first frame, one past the last frame
@@ -132,3 +138,71 @@ def order_accuracy(activities: Sequence[np.ndarray], requests: Sequence[Sequence
                          occurrence_error=float(np.mean([c.occurrence_error for c in clips])),
                          overlap_error=float(np.mean([c.overlap_error for c in clips])))
     return scores, clips
+
+
+def verdict_row(verdict: ClipOrder, frame_seconds: float) -> dict:
+    """One clip's verdict as a table row, with each requested event's onset in seconds ("-": missing)."""
+    return {"in_order": verdict.in_order, "non_detection": verdict.non_detection,
+            "occurrence_error": verdict.occurrence_error, "overlap_error": verdict.overlap_error,
+            "onsets_s": " ".join("-" if s is None else f"{s[0] * frame_seconds:.2f}" for s in verdict.segments)}
+
+
+def read_requests(path: str | Path) -> dict[str, list[str]]:
+    """Clip id -> requested event classes in order, from a JSON-lines file with `id` and `events`."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: prompts file not found")
+    requests = {}
+    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            row = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}, line {line}: malformed JSON ({error})") from None
+        if not row.get("id") or not isinstance(row.get("events"), list) or not row["events"]:
+            raise DataError(f"{path}, line {line}: needs an `id` and a non-empty `events` list of classes")
+        requests[str(row["id"])] = [str(e) for e in row["events"]]
+    if not requests:
+        raise DataError(f"{path}: no prompts")
+    return requests
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python eval/order.py CLIPS_DIR --prompts prompts.jsonl --detector FILE [--csv clips.csv]`."""
+    parser = argparse.ArgumentParser(description="Event-order accuracy (STEAM ordering errors) of generated clips.")
+    parser.add_argument("clips", help="folder of generated clips, named <id>.wav")
+    parser.add_argument("--prompts", required=True, help="JSON lines with `id` and `events` (classes in order)")
+    parser.add_argument("--detector", required=True, help="detector file (python eval/detector.py)")
+    parser.add_argument("--merge-gap", type=int, default=0, help="frames of flicker merged into one segment")
+    parser.add_argument("--csv", type=Path, help="write one row per clip, with onsets")
+    args = parser.parse_args(argv)
+    try:
+        detector = load_scorer(f"detector:{args.detector}")
+        requests = read_requests(args.prompts)
+        files = {p.stem: p for p in audio_files(args.clips)}
+        missing = sorted(set(requests) - set(files))
+        if missing:
+            raise DataError(f"{args.clips}: no clip for prompt id(s) {', '.join(missing[:5])}"
+                            + (f" ... ({len(missing)} in all)" if len(missing) > 5 else ""))
+        unknown = sorted({e for events in requests.values() for e in events} - set(detector.classes))
+        if unknown:
+            raise DataError(f"{args.prompts}: event class(es) {unknown} unknown to the detector {detector.classes}")
+        ids = sorted(requests)
+        activities = [detector.activity(load_audio(files[i], detector.sample_rate)) for i in ids]
+        scores, verdicts = order_accuracy(activities, [[detector.classes.index(e) for e in requests[i]] for i in ids],
+                                          args.merge_gap)
+    except DataError as error:
+        parser.exit(2, f"order: error: {error}\n")
+    if args.csv:
+        rows = [{"id": i, "events": " > ".join(requests[i]), **verdict_row(v, detector.frame_seconds)}
+                for i, v in zip(ids, verdicts)]
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    print(json.dumps(asdict(scores), indent=2))
+
+
+if __name__ == "__main__":
+    main()

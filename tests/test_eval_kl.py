@@ -58,3 +58,13 @@ def test_pair_by_stem_matches_across_extensions_and_folders():
         pair_by_stem(["a/x.wav", "b/x.wav"], ["x.wav"])
     with pytest.raises(DataError, match="no reference: z"):
         pair_by_stem(["x.wav"], ["x.wav", "z.wav"])
+
+
+def test_pairing_above_99_percent_scores_the_pairs_and_names_the_rest():
+    ref = {f"c{i:03d}": np.array([0.0, 1.0]) for i in range(200)}
+    gen = {k: v for k, v in ref.items() if k not in ("c007", "c100")}  # 198 of 200: 99 %
+    with pytest.warns(UserWarning, match="198 pairs.*no generated clip: c007, c100"):
+        assert paired_kl(ref, gen).pairs == 198
+    del gen["c150"]  # 197 of 200: below 99 %
+    with pytest.raises(DataError, match=r"197 of 200 clips paired, 99% needed.*c007, c100, c150"):
+        paired_kl(ref, gen)

@@ -1,0 +1,127 @@
+"""The demo in a real headless browser (Debian chromium driven by Playwright): generate, swap, rate, results."""
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+APP = Path(__file__).resolve().parent.parent / "demo" / "app.py"
+# Closed network: without these, chromium keeps trying (and failing) to reach Google's services.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
+                 "--disable-background-networking", "--disable-component-update"]
+
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} missing: apt-get install chromium")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The app on the shipped checkpoints with quick settings and a 2-clip rating set."""
+    folder = tmp_path_factory.mktemp("demo")
+    config = folder / "demo.yaml"
+    config.write_text("demo:\n  seconds: 1.0\n  steps: 2\n  rating_set: null\n  rating_prompts: [bell and then beep]\n")
+    port = free_port()
+    log = open(folder / "app.log", "w")
+    process = subprocess.Popen([sys.executable, str(APP), "--config", str(config), "--db", str(folder / "r.sqlite"),
+                                "--port", str(port)], stdout=log, stderr=subprocess.STDOUT,
+                               env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the app exited: {(folder / 'app.log').read_text()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        pytest.fail("the app did not start in 240 s")
+    yield url, folder / "r.sqlite"
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=60_000)  # a generation on a busy 2-core machine takes seconds
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(server[0])
+        yield page
+        browser.close()
+
+
+def outward_address() -> str | None:
+    """This machine's address on its default route (a UDP connect sends nothing)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))
+        except OSError:
+            return None
+        return s.getsockname()[0]
+
+
+def test_the_app_binds_localhost_only(server):
+    port = int(server[0].rstrip("/").rsplit(":", 1)[1])
+    address = outward_address()
+    if address is None or address.startswith("127."):
+        pytest.skip("no non-loopback address to try")
+    with socket.socket() as inside, socket.socket() as outside:
+        inside.settimeout(2)
+        outside.settimeout(2)
+        assert inside.connect_ex(("127.0.0.1", port)) == 0
+        assert outside.connect_ex((address, port)) != 0
+
+
+def test_swap_generate_rate_and_see_the_rating_counted(page, server):
+    from playwright.sync_api import expect
+
+    prompt = page.locator("#prompt textarea")
+    prompt.fill("x" * 201)
+    page.click("#generate")
+    expect(page.get_by_text("201 characters; the limit is 200").first).to_be_visible()
+
+    prompt.fill("bell and then beep")
+    page.click("#swap")
+    expect(prompt).to_have_value("beep and then bell")
+    page.click("#generate")  # the app kept serving after the refused prompt
+    for index in (0, 1):
+        expect(page.locator(f"#spectrogram-{index} img")).to_be_visible()
+        expect(page.locator(f"#events-{index}")).to_contain_text("detected events")
+
+    page.get_by_role("tab", name="Rate").click()
+    page.locator("#rater input").fill("browser-rater")
+    page.click("#start")
+    expect(page.locator("#progress")).to_contain_text("Clip 1 of 2")
+    expect(page.locator("#rate-prompt")).to_contain_text("bell and then beep")
+    page.locator("#mos-r").get_by_text("4", exact=True).click()
+    page.locator("#mos-t").get_by_text("5", exact=True).click()
+    page.click("#submit")
+    expect(page.locator("#progress")).to_contain_text("Clip 2 of 2")
+
+    page.get_by_role("tab", name="Results").click()
+    page.click("#refresh")
+    expect(page.locator("#results")).to_contain_text("Ratings in all: 1.")
+    rows = sqlite3.connect(server[1]).execute("SELECT rater, mos_r, mos_t FROM ratings").fetchall()
+    assert rows == [("browser-rater", 4, 5)]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -131,11 +132,27 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def _experiment(args: argparse.Namespace) -> None:
+    if args.name == "generation":
+        return _generation_experiment(args)
     from tclap.experiment import ExperimentConfig, run_offline
 
-    experiment = ExperimentConfig(seeds=args.seeds, baseline_steps=args.baseline_steps, tclap_steps=args.tclap_steps)
-    run_offline(Path(args.out), args.config, workers=args.workers, library=args.library, clips=args.clips,
-                experiment=experiment)
+    experiment = ExperimentConfig(seeds=args.seeds or DEFAULT_SEEDS, baseline_steps=args.baseline_steps, tclap_steps=args.tclap_steps)
+    run_offline(args.out or Path("results/offline"), args.config or REPO_CONFIGS / "data" / "offline.yaml",
+                workers=args.workers, library=args.library, clips=args.clips, experiment=experiment)
+
+
+def _generation_experiment(args: argparse.Namespace) -> None:
+    from demo.studio import parse_pipelines
+    from eval.generation_experiment import GenerationExperimentConfig, run_generation
+    from tclap.config import section
+
+    overrides = {"pipelines": parse_pipelines(args.pipeline) or None, "clips": args.clips,
+                 "seeds": args.seeds, "steps": args.steps,
+                 "detector": args.detector, "judge": args.judge}
+    cfg = section(GenerationExperimentConfig, args.config, "generation", overrides)
+    out = args.out or Path("results/generation")
+    run_generation(out, cfg)
+    print((out / "table.md").read_text())
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -148,6 +165,17 @@ def _generate(args: argparse.Namespace) -> None:
     print(f"wrote {len(written)} clips to {args.out}")
 
 
+def _ratings(args: argparse.Namespace) -> None:
+    from demo.ratings import RatingStore, summary_table
+
+    if not args.db.is_file():
+        raise DataError(f"{args.db}: ratings database not found")
+    store = RatingStore(args.db)
+    print(summary_table(store.summary()) if store.ratings() else "no ratings yet")
+    if args.csv:
+        print(f"wrote {len(store.ratings())} ratings to {store.export_csv(args.csv)}")
+
+
 def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", choices=["rule", "llm"], default="rule",
                         help="rule-based swapper, or an LLM whose answers are validated (default: rule)")
@@ -158,6 +186,17 @@ def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--llm-local", help="local transformers causal LM directory instead of an endpoint")
     llm.add_argument("--llm-cache", type=Path, help="SQLite answer cache (reruns ask nothing twice)")
     llm.add_argument("--llm-rps", type=float, help="maximum requests per second")
+
+
+DEFAULT_SEEDS = [0, 1, 2]
+# Commands whose module has its own `main(argv)`: `tclap NAME ...` is `python MODULE ...`.
+HANDED_OFF = {
+    "demo": ("demo.app", "the Gradio demo: compare pipelines on event order, collect MOS ratings"),
+    "kl": ("eval.kl", "paired KL(reference || generated) of two folders of clips (eval/kl.py)"),
+    "fad": ("eval.frechet", "Frechet distance of two folders' audio embeddings (eval/frechet.py)"),
+    "order": ("eval.order", "event-order accuracy of generated clips (eval/order.py)"),
+    "detector": ("eval.detector", "train the offline event detector (eval/detector.py)"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -257,21 +296,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(run=_generate)
 
-    p = commands.add_parser("experiment", help="run an end-to-end recipe")
-    p.add_argument("name", choices=["offline"])
-    p.add_argument("--out", type=Path, default=Path("results/offline"))
-    p.add_argument("--config", type=Path, default=REPO_CONFIGS / "data" / "offline.yaml")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    p.add_argument("--library", type=Path, help="sound library in ESC-50 layout instead of the synthesised world")
-    p.add_argument("--clips", type=int, help="mixed-up clips over train/val/test (default: the config's)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (default: 0 1 2)")
-    p.add_argument("--baseline-steps", type=int, help="baseline CLAP steps (default: its run config's)")
-    p.add_argument("--tclap-steps", type=int, help="T-CLAP and control steps (default: their run config's)")
+    p = commands.add_parser("experiment", help="run an end-to-end recipe: offline (paper Table 3: world, data, "
+                                               "CLAPs, encoder evaluation) or generation (Table 4: KL, FAD, order)")
+    p.add_argument("name", choices=["offline", "generation"])
+    p.add_argument("--out", type=Path, help="output folder (default: results/offline or results/generation)")
+    p.add_argument("--config", type=Path, help="offline: data config (default configs/data/offline.yaml); "
+                                               "generation: a YAML file with a `generation:` section")
+    p.add_argument("--seeds", type=int, nargs="+",
+                   help="training (offline) or sampling (generation) seeds (default: 0 1 2)")
+    p.add_argument("--clips", type=int, help="offline: mixed-up clips over train/val/test (default: the config's); "
+                                             "generation: test clips to take, two prompts each (default 24)")
+    offline = p.add_argument_group("offline")
+    offline.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    offline.add_argument("--library", type=Path, help="sound library in ESC-50 layout instead of the synthesised world")
+    offline.add_argument("--baseline-steps", type=int, help="baseline CLAP steps (default: its run config's)")
+    offline.add_argument("--tclap-steps", type=int, help="T-CLAP and control steps (default: their run config's)")
+    generation = p.add_argument_group("generation")
+    generation.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR",
+                            help="a pipeline to score (repeatable; default: the two offline AudioLDMs)")
+    generation.add_argument("--steps", type=int, help="denoising steps (default 20)")
+    generation.add_argument("--detector", help="event detector file (default results/offline/detector.pt)")
+    generation.add_argument("--judge", help="CLAP that scores prompt-clip match; must condition no pipeline")
     p.set_defaults(run=_experiment)
+
+    for name, (_, purpose) in HANDED_OFF.items():  # their own parsers take the rest of the line (see main)
+        commands.add_parser(name, help=f"{purpose} (tclap {name} --help)", add_help=False)
+
+    p = commands.add_parser("ratings", help="MOS summary (mean, 95%% CI per model) and CSV export of a demo database")
+    p.add_argument("db", type=Path, help="the demo's SQLite file (default place: results/demo/ratings.sqlite)")
+    p.add_argument("--csv", type=Path, help="write every rating to this CSV file")
+    p.set_defaults(run=_ratings)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in HANDED_OFF:
+        return importlib.import_module(HANDED_OFF[argv[0]][0]).main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

@@ -1,0 +1,199 @@
+"""`tclap experiment generation`: the offline analog of the paper's Table 4.
+
+The prompts are held-out mixed-up clips' captions *and* their order-swapped twins, so every pair of
+events is asked for in both orders (the test split also holds the phrasings reserved from training);
+each prompt's reference is the clip that plays it (the mixed-up clip or its negative). Every pipeline
+generates every prompt for each seed, and each (pipeline, seed) is scored with:
+
+- order accuracy and the STEAM errors (`eval.order`) from the offline event detector;
+- KL(reference ‖ generated) over the detector's clip-level class logits, clips paired by id;
+- an FAD-like Fréchet distance over the detector's hidden-layer frame embeddings;
+- CLAP score by a judging CLAP that conditions none of the pipelines.
+
+The detector and its embeddings are offline stand-ins for PANNs and VGGish (`eval.embedders`), so
+KL and FAD here are not comparable with published numbers. Finished generations are kept and
+skipped on a rerun.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from audioldm_cond.generation import GenerationConfig, generate_files
+from eval.clap_score import check_judge, clap_scores
+from eval.detector import EventDetector
+from eval.frechet import embedding_frechet_distance
+from eval.kl import paired_kl
+from eval.order import order_accuracy, verdict_row
+from tclap.audio import load_audio
+from tclap.data.mixup import MANIFEST, read_manifest
+from tclap.embedding_cache import Embedder
+from tclap.errors import DataError
+from tclap.model import ClapEncoder, load_clap
+
+METRICS = ("order_accuracy", "non_detection", "occurrence_error", "overlap_error", "order_accuracy_seen",
+           "order_accuracy_unseen", "kl", "fad", "clap_score")
+
+
+@dataclass
+class GenerationExperimentConfig:
+    """What `tclap experiment generation` compares, and how it samples."""
+
+    pipelines: dict[str, str] = field(default_factory=lambda: {
+        "clap": "results/offline/audioldm_clap/pipeline", "tclap": "results/offline/audioldm_tclap/pipeline"})
+    mixup: str = "results/offline/mixup"
+    split: str = "test"
+    clips: int = 24               # mixed-up clips taken from the split; each gives two prompts
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    detector: str = "results/offline/detector.pt"   # python eval/detector.py
+    judge: str = "results/offline/seed1/control/final"  # a CLAP that conditions neither pipeline
+    seconds: float = 4.0
+    steps: int = 20
+    guidance_scale: float = 2.5
+    batch_size: int = 8
+
+
+@dataclass(frozen=True)
+class Prompt:
+    id: str
+    caption: str
+    reference: Path            # the clip that plays the caption
+    events: tuple[str, ...]    # categories in the order the caption asks for
+    seen: bool                 # the phrasing occurs in training captions
+
+
+def prompt_set(mixup_dir: str | Path, split: str, clips: int) -> list[Prompt]:
+    """Each of the split's first `clips` clips as two prompts: its caption and its order-swapped one."""
+    mixup_dir = Path(mixup_dir)
+    records = [r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == split][:clips]
+    if not records:
+        raise DataError(f"{mixup_dir / MANIFEST}: no clips in split {split!r}")
+    prompts = []
+    for r in records:
+        for suffix, caption, audio, events in (("", r["caption"], r["audio"], r["events"]),
+                                               ("-swapped", r["neg_caption"], r["neg_audio"], r["neg_events"])):
+            ordered = tuple(e["category"] for e in sorted(events, key=lambda e: e["onset"]))
+            prompts.append(Prompt(r["id"] + suffix, caption, mixup_dir / audio, ordered, r["phrasing_seen"]))
+    return prompts
+
+
+def score_clips(paths: list[Path], prompts: list[Prompt], detector: EventDetector, judge: Embedder,
+                reference: dict) -> tuple[dict[str, float], list[dict]]:
+    """All metrics for one set of clips (one per prompt, same order), and one row per clip.
+
+    Args:
+        paths: the clips.
+        prompts: what each clip was asked to play.
+        detector: the event detector (activity, class logits, frame embeddings).
+        judge: embeddings of the judging CLAP.
+        reference: "logits" (prompt id -> class logits) and "embeddings" (stacked frame embeddings)
+            of the reference clips.
+    """
+    audio = [load_audio(p, detector.sample_rate) for p in paths]
+    index = {name: i for i, name in enumerate(detector.classes)}
+    missing = sorted({e for p in prompts for e in p.events} - set(index))
+    if missing:
+        raise DataError(f"detector {detector.classes} lacks the prompts' classes {missing}")
+    requests = [[index[e] for e in p.events] for p in prompts]
+    scores, verdicts = order_accuracy([detector.activity(a) for a in audio], requests)
+    seen = np.array([p.seen for p in prompts])
+    in_order = np.array([v.in_order for v in verdicts])
+    metrics = {k: v for k, v in asdict(scores).items() if k != "clips"}
+    metrics["order_accuracy_seen"] = float(in_order[seen].mean()) if seen.any() else float("nan")
+    metrics["order_accuracy_unseen"] = float(in_order[~seen].mean()) if (~seen).any() else float("nan")
+    logits = {p.id: detector.class_logits(a) for p, a in zip(prompts, audio)}
+    metrics["kl"] = paired_kl(reference["logits"], logits).softmax
+    metrics["fad"] = embedding_frechet_distance(reference["embeddings"],
+                                                np.concatenate([detector.frame_embeddings(a) for a in audio]))
+    cosines = clap_scores(judge, paths, [p.caption for p in prompts])
+    metrics["clap_score"] = float(cosines.mean())
+    rows = [{"id": p.id, "prompt": p.caption, "phrasing_seen": p.seen, "events": " > ".join(p.events),
+             **verdict_row(v, detector.frame_seconds), "clap_score": round(float(c), 4)}
+            for p, v, c in zip(prompts, verdicts, cosines)]
+    return metrics, rows
+
+
+def write_rows(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def summarise(per_seed: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per model: the mean of each metric over seeds, and its standard deviation as `<metric>_std`."""
+    summary = {}
+    for model, runs in per_seed.items():
+        row = {}
+        for metric in METRICS:
+            values = np.array([run[metric] for run in runs], dtype=float)
+            row[metric], row[f"{metric}_std"] = float(values.mean()), float(values.std())
+        row["seeds"] = len(runs)
+        summary[model] = row
+    return summary
+
+
+def table(summary: dict[str, dict[str, float]]) -> str:
+    """Markdown: one row per model, percentages for the order figures."""
+    header = ["model", "order acc %", "seen %", "unseen %", "non-det %", "occurrence %", "overlap %", "KL", "FAD",
+              "CLAP score"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for model, row in summary.items():
+        def cell(metric, scale=100.0, digits=1):
+            return f"{row[metric] * scale:.{digits}f} ± {row[metric + '_std'] * scale:.{digits}f}"
+        lines.append("| " + " | ".join([
+            model, cell("order_accuracy"), cell("order_accuracy_seen"), cell("order_accuracy_unseen"),
+            cell("non_detection"), cell("occurrence_error"), cell("overlap_error"), cell("kl", 1, 3),
+            cell("fad", 1, 3), cell("clap_score", 1, 3)]) + " |")
+    return "\n".join(lines)
+
+
+def conditioning_encoder(pipeline: str | Path) -> str | None:
+    """The CLAP directory a pipeline written by train_audioldm.py was conditioned on (None if unrecorded)."""
+    provenance = Path(pipeline) / "audioldm_provenance.json"
+    if not provenance.is_file():
+        return None
+    model = json.loads(provenance.read_text()).get("config", {}).get("model", {})
+    cond = model.get("cond")
+    return model.get(cond) or cond  # "clap"/"tclap" name a config key; `--cond PATH` is the encoder itself
+
+
+def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
+    """Generate, score and write `metrics.json`, `table.md`, per-clip CSVs; returns the summary."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    encoders = [conditioning_encoder(p) for p in cfg.pipelines.values()]
+    check_judge(cfg.judge, [e for e in encoders if e] + list(cfg.pipelines.values()))
+    prompts = prompt_set(cfg.mixup, cfg.split, cfg.clips)
+    (out / "prompts.jsonl").write_text("".join(json.dumps({"id": p.id, "caption": p.caption, "events": p.events})
+                                               + "\n" for p in prompts))  # events: for python eval/order.py
+    detector = EventDetector.load(cfg.detector)
+    judge = Embedder(ClapEncoder(*load_clap(cfg.judge)))
+    refs = [load_audio(p.reference, detector.sample_rate) for p in prompts]
+    reference = {"logits": {p.id: detector.class_logits(a) for p, a in zip(prompts, refs)},
+                 "embeddings": np.concatenate([detector.frame_embeddings(a) for a in refs])}
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    ref_metrics, ref_rows = score_clips([p.reference for p in prompts], prompts, detector, judge, reference)
+    write_rows(out / "reference_clips.csv", ref_rows)
+    per_seed["reference"] = [ref_metrics]
+    for model, pipeline in cfg.pipelines.items():
+        per_seed[model] = []
+        for seed in cfg.seeds:
+            folder = out / model / f"seed{seed}"
+            paths = [folder / f"{p.id}.wav" for p in prompts]
+            if not all(p.is_file() for p in paths):
+                generate_files(pipeline, out / "prompts.jsonl", folder,
+                               GenerationConfig(steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                                                seconds=cfg.seconds, batch_size=cfg.batch_size, seed=seed))
+            metrics, rows = score_clips(paths, prompts, detector, judge, reference)
+            write_rows(folder / "clips.csv", rows)
+            per_seed[model].append(metrics)
+    summary = summarise(per_seed)
+    (out / "metrics.json").write_text(json.dumps({"config": asdict(cfg), "models": summary,
+                                                  "per_seed": per_seed}, indent=2))
+    (out / "table.md").write_text(table(summary) + "\n")
+    return summary

@@ -1,0 +1,74 @@
+"""`tclap experiment generation` on the shipped offline pipelines and the test fixture's mixed-up clips."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from audioldm_world import save_tiny_clap
+from demo.studio import SHIPPED
+from eval.generation_experiment import (METRICS, GenerationExperimentConfig, conditioning_encoder, prompt_set,
+                                        run_generation)
+from tclap.data.mixup import MANIFEST, read_manifest
+from tclap.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def config(mixup_dir, tmp_path_factory):
+    judge = save_tiny_clap(mixup_dir, tmp_path_factory.mktemp("judge"), seed=5)
+    return GenerationExperimentConfig(
+        pipelines={"clap": str(SHIPPED / "clap"), "tclap": str(SHIPPED / "tclap")}, mixup=str(mixup_dir),
+        clips=2, seeds=[0, 1], detector=str(SHIPPED / "detector.pt"), judge=str(judge), seconds=2.0, steps=2,
+        batch_size=4)
+
+
+def test_prompts_ask_for_both_orders_with_the_clip_that_plays_them(mixup_dir):
+    prompts = prompt_set(mixup_dir, "test", 2)
+    first = next(r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == "test")
+    plain, swapped = prompts[0], prompts[1]
+    assert (plain.id, swapped.id) == (first["id"], first["id"] + "-swapped")
+    assert (plain.caption, swapped.caption) == (first["caption"], first["neg_caption"])
+    assert plain.events == tuple(reversed(swapped.events)) and plain.events[0] == first["events"][0]["category"]
+    assert swapped.reference == mixup_dir / first["neg_audio"] and len(prompts) == 4
+    with pytest.raises(DataError, match="no clips in split 'nope'"):
+        prompt_set(mixup_dir, "nope", 2)
+
+
+@pytest.mark.slow
+def test_generation_experiment_writes_table_4(config, tmp_path):
+    summary = run_generation(tmp_path, config)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert set(saved["models"]) == {"reference", "clap", "tclap"} and saved["models"] == summary
+    for model in ("clap", "tclap"):
+        assert summary[model]["seeds"] == 2 and set(METRICS) <= set(summary[model])
+        values = [run["order_accuracy"] for run in saved["per_seed"][model]]
+        assert summary[model]["order_accuracy"] == pytest.approx(np.mean(values))
+        assert summary[model]["order_accuracy_std"] == pytest.approx(np.std(values))
+        for seed, run in zip((0, 1), saved["per_seed"][model]):
+            rows = list(csv.DictReader(open(tmp_path / model / f"seed{seed}" / "clips.csv")))
+            assert len(rows) == 4 and run["order_accuracy"] == pytest.approx(
+                np.mean([r["in_order"] == "True" for r in rows]))
+    # the references scored against themselves: no divergence, no distance
+    assert summary["reference"]["kl"] == pytest.approx(0, abs=1e-5)  # audioldm_eval adds 1e-6 inside the log
+    assert summary["reference"]["fad"] == pytest.approx(0, abs=1e-4)
+    assert "| tclap |" in (tmp_path / "table.md").read_text()
+    # a rerun keeps the generated clips
+    clip = tmp_path / "tclap" / "seed1" / f"{rows[0]['id']}.wav"
+    stamp = clip.stat().st_mtime_ns
+    run_generation(tmp_path, config)
+    assert clip.stat().st_mtime_ns == stamp
+
+
+def test_a_judge_that_conditions_a_pipeline_is_refused(config, tmp_path):
+    pipeline = tmp_path / "pipeline"
+    shutil.copytree(SHIPPED / "tclap", pipeline)
+    provenance = json.loads((pipeline / "audioldm_provenance.json").read_text())
+    provenance["config"]["model"]["tclap"] = config.judge
+    (pipeline / "audioldm_provenance.json").write_text(json.dumps(provenance))
+    assert conditioning_encoder(pipeline) == config.judge
+    with pytest.raises(DataError, match="judge is also a conditioning encoder"):
+        run_generation(tmp_path / "out", GenerationExperimentConfig(**{**config.__dict__,
+                                                                      "pipelines": {"x": str(pipeline)}}))

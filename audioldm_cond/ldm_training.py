@@ -41,6 +41,7 @@ from tclap.trainer import TrainConfig, Trainer, TrainerParts
 
 PROVENANCE = "audioldm_provenance.json"  # in the pipeline directory: the run config and command
 MODES = ("text", "audio", "mix")
+PREDICTION_TYPES = ("epsilon", "v_prediction")
 
 
 @dataclass
@@ -52,6 +53,12 @@ class LdmModelConfig:
     unet: str = "tiny"                  # "tiny", "scratch" (from unet_config), or a UNet / pipeline directory or hub id
     unet_config: dict = field(default_factory=dict)  # UNet2DConditionModel arguments for "scratch"
     vocoder: str = GRIFFIN_LIM          # for samples and the final pipeline: griffin-lim, or a pipeline dir / hub id
+    prediction_type: str = "epsilon"    # the UNet's target: epsilon (AudioLDM's) or v_prediction
+
+    def __post_init__(self):
+        if self.prediction_type not in PREDICTION_TYPES:
+            raise DataError(f"model.prediction_type: {self.prediction_type!r} is not one of "
+                            f"{', '.join(PREDICTION_TYPES)}")
 
 
 @dataclass
@@ -96,11 +103,11 @@ class LdmRunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def noise_scheduler() -> DDPMScheduler:
-    """The training noise schedule: the betas of `audioldm_scheduler()` (AudioLDM's), eps-prediction."""
+def noise_scheduler(prediction_type: str = "epsilon") -> DDPMScheduler:
+    """The training noise schedule: the betas of `audioldm_scheduler()` (AudioLDM's) and the UNet's target."""
     config = audioldm_scheduler().config
     return DDPMScheduler(num_train_timesteps=config.num_train_timesteps, beta_start=config.beta_start,
-                         beta_end=config.beta_end, beta_schedule=config.beta_schedule, prediction_type="epsilon")
+                         beta_end=config.beta_end, beta_schedule=config.beta_schedule, prediction_type=prediction_type)
 
 
 def choose_condition(text: Tensor | None, audio: Tensor | None, p_audio: float, null: Tensor,
@@ -147,13 +154,17 @@ class LatentDiffusionObjective(nn.Module):
         encoder: the conditioning CLAP.
         condition: how conditions are chosen and dropped.
         frames: mel frames of a clip (a multiple of the VAE's downsampling).
+        prediction_type: "epsilon" (the UNet predicts the noise) or "v_prediction" (sqrt(a) noise -
+            sqrt(1 - a) latents: at the noisiest steps that is the clean latent itself, so small errors
+            there are not amplified by 1 / sqrt(a) as an epsilon error is).
     """
 
-    def __init__(self, vae: AutoencoderKL, encoder: ClapConditionEncoder, condition: ConditionConfig, frames: int):
+    def __init__(self, vae: AutoencoderKL, encoder: ClapConditionEncoder, condition: ConditionConfig, frames: int,
+                 prediction_type: str = "epsilon"):
         super().__init__()
         self.vae, self.encoder = vae.eval().requires_grad_(False), encoder.eval().requires_grad_(False)
         self.mel, self.condition, self.frames = AudioLdmMel(), condition, frames
-        self.noise = noise_scheduler()
+        self.noise = noise_scheduler(prediction_type)
         self.register_buffer("null_embed", encoder.text_embeds([""])[0], persistent=False)
 
     @torch.no_grad()
@@ -192,11 +203,17 @@ class LatentDiffusionObjective(nn.Module):
         timesteps = torch.randint(0, self.noise.config.num_train_timesteps, (len(latents),), device=latents.device)
         noisy = self.noise.add_noise(latents, noise, timesteps)
         prediction = unet(noisy, timesteps, encoder_hidden_states=None, class_labels=condition).sample
-        return {"mse_loss": F.mse_loss(prediction.float(), noise)}
+        return {"mse_loss": F.mse_loss(prediction.float(), self.target(latents, noise, timesteps))}
+
+    def target(self, latents: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
+        """What the UNet is trained to output: the noise, or v."""
+        if self.noise.config.prediction_type == "epsilon":
+            return noise
+        return self.noise.get_velocity(latents, noise, timesteps)
 
     @torch.no_grad()
     def validation_loss(self, unet: nn.Module, batches: list[dict[str, Tensor]], seed: int = 0) -> float:
-        """eps-MSE with the posterior mean, the un-dropped condition, and noise and timesteps fixed by `seed`.
+        """Target MSE (eps or v) with the posterior mean, the un-dropped condition, and noise and timesteps fixed by `seed`.
 
         Args:
             unet: the UNet to score.
@@ -213,7 +230,7 @@ class LatentDiffusionObjective(nn.Module):
                                       generator=generator).to(latents.device)
             noisy = self.noise.add_noise(latents, noise, timesteps)
             prediction = unet(noisy, timesteps, encoder_hidden_states=None, class_labels=condition).sample
-            total += float(F.mse_loss(prediction.float(), noise, reduction="sum"))
+            total += float(F.mse_loss(prediction.float(), self.target(latents, noise, timesteps), reduction="sum"))
             count += noise.numel()
         return total / count
 
@@ -274,7 +291,8 @@ class AudioLdmTraining:
         device = PartialState().device
         self.vocoder = load_component("vocoder", cfg.model.vocoder).to(device)
         frames = mel_frames(cfg.data.seconds, mel, vae_downsampling(self.vae))
-        self.objective = LatentDiffusionObjective(self.vae, self.encoder, cfg.condition, frames).to(device)
+        self.objective = LatentDiffusionObjective(self.vae, self.encoder, cfg.condition, frames,
+                                                  cfg.model.prediction_type).to(device)
         batch_size, workers = cfg.train.batch_size, cfg.train.num_workers
         if cfg.data.cache:
             path = Path(cfg.data.cache_dir or Path(cfg.train.output_dir) / "cache") / "features.pt"
@@ -296,7 +314,7 @@ class AudioLdmTraining:
     def pipeline(self, unet: UNet2DConditionModel):
         """An AudioLDMPipeline around `unet` with this run's text tower, VAE and vocoder, DDIM sampling."""
         return assemble_pipeline(self.encoder.text_encoder, self.encoder.tokenizer, self.vae, unet, self.vocoder,
-                                 audioldm_scheduler())
+                                 audioldm_scheduler(self.objective.noise.config.prediction_type))
 
     def validate(self, unet: UNet2DConditionModel, samples_dir: Path) -> dict[str, float]:
         """Validation eps-MSE, and the configured prompts generated into `samples_dir`.
@@ -307,7 +325,8 @@ class AudioLdmTraining:
         """
         if self._val_features is None:
             self._val_features = [self.objective.encode(require_audio(b), b["captions"]) for b in self.val_loader]
-        metrics = {"eps_mse": self.objective.validation_loss(unet, self._val_features)}
+        short = {"epsilon": "eps", "v_prediction": "v"}[self.objective.noise.config.prediction_type]
+        metrics = {f"{short}_mse": self.objective.validation_loss(unet, self._val_features)}
         prompts = self.cfg.samples.prompts
         if prompts:
             audio = generate(self.pipeline(unet), prompts, self.cfg.data.seconds, self.cfg.samples.steps,

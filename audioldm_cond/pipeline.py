@@ -65,10 +65,14 @@ def tiny_vae(latent_channels: int = 8) -> AutoencoderKL:
                          block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8)
 
 
-def audioldm_scheduler() -> DDIMScheduler:
-    """AudioLDM's noise schedule (its training betas) with the hub repo's DDIM sampling settings."""
+def audioldm_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
+    """AudioLDM's noise schedule (its training betas) with the hub repo's DDIM sampling settings.
+
+    Args:
+        prediction_type: the UNet's output: "epsilon" (AudioLDM's) or "v_prediction".
+    """
     return DDIMScheduler(num_train_timesteps=1000, beta_start=0.0015, beta_end=0.0195, beta_schedule="scaled_linear",
-                         clip_sample=False, set_alpha_to_one=False, steps_offset=1)
+                         clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type=prediction_type)
 
 
 def assemble_pipeline(text_encoder: ClapTextModelWithProjection, tokenizer, vae: AutoencoderKL,

@@ -95,6 +95,32 @@ def test_the_unet_gets_the_empty_caption_embedding_when_every_condition_is_dropp
         assert torch.allclose(seen["labels"], expected, atol=1e-6)
 
 
+def test_v_prediction_target_is_hand_computed_v(parts):
+    """v = sqrt(abar_t) eps - sqrt(1 - abar_t) z0 (Salimans & Ho), from the same hand-built betas."""
+    clap_dir, vae_dir, _ = parts
+    objective = LatentDiffusionObjective(AutoencoderKL.from_pretrained(vae_dir), resolve_encoder(str(clap_dir)),
+                                         ConditionConfig(mode="text"), 100, prediction_type="v_prediction")
+    abar = np.cumprod(1.0 - np.linspace(np.sqrt(0.0015), np.sqrt(0.0195), 1000, dtype=np.float64) ** 2)
+    z0, eps, t = torch.randn(3, 8, 4, 4), torch.randn(3, 8, 4, 4), torch.tensor([0, 500, 999])
+    a = abar[t.numpy()][:, None, None, None]
+    expected = np.sqrt(a) * eps.numpy() - np.sqrt(1 - a) * z0.numpy()
+    assert np.allclose(objective.target(z0, eps, t).numpy(), expected, atol=1e-5)
+    eps_objective = LatentDiffusionObjective(objective.vae, objective.encoder, ConditionConfig(mode="text"), 100)
+    assert torch.equal(eps_objective.target(z0, eps, t), eps)
+
+
+def test_a_v_prediction_run_ships_a_v_prediction_sampler(sections, tmp_path):
+    from train_audioldm import main
+
+    path = write_config(tmp_path / "run.yaml", sections("v", model={"prediction_type": "v_prediction"}))
+    main(["--cond", "tclap", "--config", str(path)])
+    pipe = load_pipeline(tmp_path / "v" / "pipeline")
+    assert pipe.scheduler.config.prediction_type == "v_prediction"
+    assert "val/v_mse" in {r["name"] for r in csv.DictReader(open(tmp_path / "v" / "metrics.csv"))}
+    with pytest.raises(DataError, match="model.prediction_type: 'x0' is not one of epsilon, v_prediction"):
+        config(sections(model={"prediction_type": "x0"}))
+
+
 def test_train_audioldm_end_to_end_reloads_and_generates(sections, tmp_path):
     from train_audioldm import main
 

@@ -26,6 +26,7 @@ from tclap.model import ClapEncoder, load_clap
 
 VGGISH_SAMPLE_RATE = 16000
 PANNS_SAMPLE_RATE = 16000
+MIN_SECONDS = 0.1  # shorter files are an error, not a score: a few frames say nothing about a clip
 # audioldm_eval's CNN14 front end at 16 kHz
 PANNS_16K = dict(sample_rate=16000, window_size=512, hop_size=160, mel_bins=64, fmin=50, fmax=8000,
                  classes_num=527)
@@ -54,7 +55,7 @@ def pooled_embeddings(embedder: FrameEmbedder, paths: Iterable[str | Path]) -> n
         embedder: the embedding model.
         paths: audio files, resampled to the embedder's rate on loading.
     """
-    frames = [embedder.frame_embeddings(load_audio(p, embedder.sample_rate)) for p in paths]
+    frames = [embedder.frame_embeddings(load_audio(p, embedder.sample_rate, MIN_SECONDS)) for p in paths]
     if not frames:
         raise DataError("embeddings: no audio files given")
     return np.concatenate(frames)
@@ -67,7 +68,7 @@ def clip_logits(classifier: ClipClassifier, paths: Iterable[str | Path]) -> dict
         classifier: the classification model.
         paths: audio files, resampled to the classifier's rate on loading.
     """
-    return {Path(p).stem: classifier.class_logits(load_audio(p, classifier.sample_rate)) for p in paths}
+    return {Path(p).stem: classifier.class_logits(load_audio(p, classifier.sample_rate, MIN_SECONDS)) for p in paths}
 
 
 def _checkpoint(path: str | Path, what: str) -> Path:

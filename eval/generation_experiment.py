@@ -26,6 +26,7 @@ import numpy as np
 from audioldm_cond.generation import GenerationConfig, generate_files
 from eval.clap_score import check_judge, clap_scores
 from eval.detector import EventDetector
+from eval.embedders import MIN_SECONDS
 from eval.frechet import embedding_frechet_distance
 from eval.kl import paired_kl
 from eval.order import order_accuracy, verdict_row
@@ -93,7 +94,7 @@ def score_clips(paths: list[Path], prompts: list[Prompt], detector: EventDetecto
         reference: "logits" (prompt id -> class logits) and "embeddings" (stacked frame embeddings)
             of the reference clips.
     """
-    audio = [load_audio(p, detector.sample_rate) for p in paths]
+    audio = [load_audio(p, detector.sample_rate, MIN_SECONDS) for p in paths]
     index = {name: i for i, name in enumerate(detector.classes)}
     missing = sorted({e for p in prompts for e in p.events} - set(index))
     if missing:

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.embedders import audio_files, load_scorer
+from eval.embedders import MIN_SECONDS, audio_files, load_scorer
 from tclap.audio import load_audio
 from tclap.errors import DataError
 
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             raise DataError(f"{args.prompts}: event class(es) {unknown} unknown to the detector {detector.classes}")
         ids = sorted(requests)
-        activities = [detector.activity(load_audio(files[i], detector.sample_rate)) for i in ids]
+        activities = [detector.activity(load_audio(files[i], detector.sample_rate, MIN_SECONDS)) for i in ids]
         scores, verdicts = order_accuracy(activities, [[detector.classes.index(e) for e in requests[i]] for i in ids],
                                           args.merge_gap)
     except DataError as error:

@@ -103,3 +103,19 @@ def test_order_script_refuses_prompts_without_events(folders, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tclap(["order", str(folders / "reference"), "--prompts", str(tmp_path / "p.jsonl"), "--detector", str(DETECTOR)])
     assert "line 1: needs an `id` and a non-empty `events` list" in capsys.readouterr().err
+
+
+def test_too_short_files_are_named_and_odd_rates_resampled(folders, tmp_path, capsys):
+    import soundfile as sf
+
+    for side in ("reference", "generated"):
+        shutil.copytree(folders / side, tmp_path / side)
+    first = sorted((tmp_path / "generated").glob("*.wav"))[0]
+    audio, rate = sf.read(first)
+    sf.write(first, audio[::2], rate // 2)  # 8 kHz: resampled on loading, still scored
+    assert run_json(capsys, ["kl", str(tmp_path / "reference"), str(tmp_path / "generated"),
+                             "--classifier", f"detector:{DETECTOR}"])["pairs"] == 3
+    sf.write(first, np.zeros(100), rate)  # 6 ms
+    with pytest.raises(SystemExit):
+        tclap(["kl", str(tmp_path / "reference"), str(tmp_path / "generated"), "--classifier", f"detector:{DETECTOR}"])
+    assert f"{first.name}: too short (0.006 s < 0.1 s)" in capsys.readouterr().err

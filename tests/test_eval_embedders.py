@@ -72,7 +72,7 @@ class _FirstSamplesClassifier:
 
 
 def test_clip_logits_are_keyed_by_stem(tmp_path):
-    write_wav(tmp_path / "x.wav", np.array([0.5, -0.25, 0.125, 0.0] * 100, dtype=np.float32), 8000)
+    write_wav(tmp_path / "x.wav", np.array([0.5, -0.25, 0.125, 0.0] * 250, dtype=np.float32), 8000)
     logits = clip_logits(_FirstSamplesClassifier(), [tmp_path / "x.wav"])
     assert list(logits) == ["x"]
     np.testing.assert_allclose(logits["x"], [0.5, -0.25, 0.125], atol=1e-4)

@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from audioldm_cond.samples import spectrogram_figure  # noqa: E402
 from demo.rating_set import build_rating_set, presentation_order, read_clip, read_rating_set  # noqa: E402
-from demo.ratings import RatingStore, summary_table, validated  # noqa: E402
+from demo.ratings import RatingStore, check_rater, summaries, summary_table, validated  # noqa: E402
 from demo.studio import SHIPPED, Clip, Settings, Studio, parse_pipelines, swapped_prompt  # noqa: E402
 from tclap.config import section  # noqa: E402
 from tclap.errors import DataError  # noqa: E402
@@ -109,7 +109,7 @@ class DemoApp:
     def next_sample(self, rater: str) -> tuple:
         """The rater's next unrated sample: (sample id, progress, prompt, audio, cleared scores)."""
         try:
-            rater = validated(rater, "-", "-", "-", 1, 1).rater
+            rater = check_rater(rater)
         except DataError as error:
             raise gr.Error(str(error)) from None
         order = presentation_order(rater, self.samples)
@@ -134,10 +134,10 @@ class DemoApp:
 
     # --- Results -------------------------------------------------------------------------------
     def results(self) -> str:
-        summaries = self.store.summary()
-        if not summaries:
+        ratings = self.store.ratings()
+        if not ratings:
             return "No ratings yet."
-        return summary_table(summaries) + f"\n\nRatings in all: {len(self.store.ratings())}."
+        return summary_table(summaries(ratings)) + f"\n\nRatings in all: {len(ratings)}."
 
     def export(self) -> str:
         return str(self.store.export_csv(Path(tempfile.mkdtemp(prefix="tclap-ratings-")) / "ratings.csv"))

@@ -11,6 +11,8 @@ import csv
 import math
 import sqlite3
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tclap.errors import DataError
 
 SCORES = (1, 2, 3, 4, 5)
 METRICS = ("mos_r", "mos_t")
+CSV_COLUMNS = ("rater", "sample", "model", "prompt", "mos_r", "mos_t", "time")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ratings (
@@ -65,11 +68,17 @@ def _score(name: str, value) -> int:
     return int(value)
 
 
-def validated(rater: str, sample: str, model: str, prompt: str, mos_r, mos_t) -> Rating:
-    """A `Rating` with its fields checked; bad input raises `DataError` naming the field."""
+def check_rater(rater: str | None) -> str:
+    """The rater id, stripped; `DataError` unless it has 1-64 characters."""
     rater = (rater or "").strip()
     if not rater or len(rater) > 64:
         raise DataError("rater: give an id of 1-64 characters")
+    return rater
+
+
+def validated(rater: str, sample: str, model: str, prompt: str, mos_r, mos_t) -> Rating:
+    """A `Rating` with its fields checked; bad input raises `DataError` naming the field."""
+    rater = check_rater(rater)
     for name, value in (("sample", sample), ("model", model), ("prompt", prompt)):
         if not value:
             raise DataError(f"{name}: empty")
@@ -82,66 +91,65 @@ class RatingStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
+        with self._connection() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(_SCHEMA)
 
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)  # autocommit; BEGIN when needed
-        db.execute("PRAGMA busy_timeout=30000")
-        return db
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection of its own (autocommit), closed after use: threads and processes share only the file."""
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            yield db
+        finally:
+            db.close()
 
     def add(self, rating: Rating) -> None:
         """Store one validated rating; raises `DuplicateRating` if the rater rated the sample before."""
-        db = self._connect()
-        try:
-            db.execute("INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?)",
-                       (rating.rater, rating.sample, rating.model, rating.prompt, rating.mos_r, rating.mos_t,
-                        time.time()))
-        except sqlite3.IntegrityError as error:
-            raise DuplicateRating(f"rater {rating.rater!r} has already rated sample {rating.sample!r}") from error
-        finally:
-            db.close()
+        with self._connection() as db:
+            try:
+                db.execute("INSERT INTO ratings VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (rating.rater, rating.sample, rating.model, rating.prompt, rating.mos_r, rating.mos_t,
+                            time.time()))
+            except sqlite3.IntegrityError as error:
+                raise DuplicateRating(f"rater {rating.rater!r} has already rated sample {rating.sample!r}") from error
 
     def rated_by(self, rater: str) -> set[str]:
         """Samples this rater has rated."""
-        db = self._connect()
-        try:
+        with self._connection() as db:
             return {row[0] for row in db.execute("SELECT sample FROM ratings WHERE rater = ?", (rater,))}
-        finally:
-            db.close()
+
+    def _rows(self) -> list[tuple]:
+        """Every rating as (rater, sample, model, prompt, mos_r, mos_t, time), oldest first."""
+        with self._connection() as db:
+            return db.execute(f"SELECT {', '.join(CSV_COLUMNS)} FROM ratings ORDER BY time, rater, sample").fetchall()
 
     def ratings(self) -> list[Rating]:
-        db = self._connect()
-        try:
-            rows = db.execute("SELECT rater, sample, model, prompt, mos_r, mos_t FROM ratings "
-                              "ORDER BY time, rater, sample").fetchall()
-        finally:
-            db.close()
-        return [Rating(*row) for row in rows]
+        return [Rating(*row[:-1]) for row in self._rows()]
 
     def summary(self) -> list[Summary]:
         """Per model and metric: count, mean and 95% CI half-width."""
-        by_model: dict[str, list[Rating]] = {}
-        for rating in self.ratings():
-            by_model.setdefault(rating.model, []).append(rating)
-        return [summarise(model, metric, [getattr(r, metric) for r in rows])
-                for model, rows in sorted(by_model.items()) for metric in METRICS]
+        return summaries(self.ratings())
 
     def export_csv(self, path: str | Path) -> Path:
         """Every rating, one row each, with its time."""
         path = Path(path)
-        db = self._connect()
-        try:
-            rows = db.execute("SELECT rater, sample, model, prompt, mos_r, mos_t, time FROM ratings "
-                              "ORDER BY time, rater, sample").fetchall()
-        finally:
-            db.close()
+        rows = self._rows()
         with open(path, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["rater", "sample", "model", "prompt", "mos_r", "mos_t", "time"])
+            writer.writerow(CSV_COLUMNS)
             writer.writerows(rows)
         return path
+
+
+def summaries(ratings: list[Rating]) -> list[Summary]:
+    """Per model (sorted) and metric: count, mean and 95% CI half-width."""
+    by_model: dict[str, list[Rating]] = {}
+    for rating in ratings:
+        by_model.setdefault(rating.model, []).append(rating)
+    return [summarise(model, metric, [getattr(r, metric) for r in rows])
+            for model, rows in sorted(by_model.items()) for metric in METRICS]
 
 
 def summarise(model: str, metric: str, scores: list[int]) -> Summary:

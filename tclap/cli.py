@@ -166,14 +166,15 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _ratings(args: argparse.Namespace) -> None:
-    from demo.ratings import RatingStore, summary_table
+    from demo.ratings import RatingStore, summaries, summary_table
 
     if not args.db.is_file():
         raise DataError(f"{args.db}: ratings database not found")
     store = RatingStore(args.db)
-    print(summary_table(store.summary()) if store.ratings() else "no ratings yet")
+    ratings = store.ratings()
+    print(summary_table(summaries(ratings)) if ratings else "no ratings yet")
     if args.csv:
-        print(f"wrote {len(store.ratings())} ratings to {store.export_csv(args.csv)}")
+        print(f"wrote {len(ratings)} ratings to {store.export_csv(args.csv)}")
 
 
 def _add_backend_flags(parser: argparse.ArgumentParser) -> None:

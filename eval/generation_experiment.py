@@ -16,7 +16,6 @@ skipped on a rerun.
 """
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,7 +28,7 @@ from eval.detector import EventDetector
 from eval.embedders import MIN_SECONDS
 from eval.frechet import embedding_frechet_distance
 from eval.kl import paired_kl
-from eval.order import order_accuracy, verdict_row
+from eval.order import order_accuracy, verdict_row, write_rows
 from tclap.audio import load_audio
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.embedding_cache import Embedder
@@ -82,47 +81,54 @@ def prompt_set(mixup_dir: str | Path, split: str, clips: int) -> list[Prompt]:
     return prompts
 
 
-def score_clips(paths: list[Path], prompts: list[Prompt], detector: EventDetector, judge: Embedder,
-                reference: dict) -> tuple[dict[str, float], list[dict]]:
+@dataclass(frozen=True)
+class DetectorView:
+    """What the detector makes of a set of clips, computed once per set."""
+
+    activity: list[np.ndarray]        # per clip, (T, C) booleans
+    logits: dict[str, np.ndarray]     # prompt id -> clip-level class logits
+    embeddings: np.ndarray            # all clips' frame embeddings, stacked
+
+
+def detector_view(paths: list[Path], prompts: list[Prompt], detector: EventDetector) -> DetectorView:
+    """Decode the clips (one per prompt, same order) and run the detector on each."""
+    audio = [load_audio(p, detector.sample_rate, MIN_SECONDS) for p in paths]
+    return DetectorView([detector.activity(a) for a in audio],
+                        {p.id: detector.class_logits(a) for p, a in zip(prompts, audio)},
+                        np.concatenate([detector.frame_embeddings(a) for a in audio]))
+
+
+def score_clips(paths: list[Path], prompts: list[Prompt], view: DetectorView, reference: DetectorView,
+                detector: EventDetector, judge: Embedder) -> tuple[dict[str, float], list[dict]]:
     """All metrics for one set of clips (one per prompt, same order), and one row per clip.
 
     Args:
         paths: the clips.
         prompts: what each clip was asked to play.
-        detector: the event detector (activity, class logits, frame embeddings).
+        view: the detector's view of the clips.
+        reference: the detector's view of the reference clips.
+        detector: the event detector (its classes and frame rate).
         judge: embeddings of the judging CLAP.
-        reference: "logits" (prompt id -> class logits) and "embeddings" (stacked frame embeddings)
-            of the reference clips.
     """
-    audio = [load_audio(p, detector.sample_rate, MIN_SECONDS) for p in paths]
     index = {name: i for i, name in enumerate(detector.classes)}
     missing = sorted({e for p in prompts for e in p.events} - set(index))
     if missing:
         raise DataError(f"detector {detector.classes} lacks the prompts' classes {missing}")
     requests = [[index[e] for e in p.events] for p in prompts]
-    scores, verdicts = order_accuracy([detector.activity(a) for a in audio], requests)
+    scores, verdicts = order_accuracy(view.activity, requests)
     seen = np.array([p.seen for p in prompts])
     in_order = np.array([v.in_order for v in verdicts])
     metrics = {k: v for k, v in asdict(scores).items() if k != "clips"}
     metrics["order_accuracy_seen"] = float(in_order[seen].mean()) if seen.any() else float("nan")
     metrics["order_accuracy_unseen"] = float(in_order[~seen].mean()) if (~seen).any() else float("nan")
-    logits = {p.id: detector.class_logits(a) for p, a in zip(prompts, audio)}
-    metrics["kl"] = paired_kl(reference["logits"], logits).softmax
-    metrics["fad"] = embedding_frechet_distance(reference["embeddings"],
-                                                np.concatenate([detector.frame_embeddings(a) for a in audio]))
+    metrics["kl"] = paired_kl(reference.logits, view.logits).softmax
+    metrics["fad"] = embedding_frechet_distance(reference.embeddings, view.embeddings)
     cosines = clap_scores(judge, paths, [p.caption for p in prompts])
     metrics["clap_score"] = float(cosines.mean())
     rows = [{"id": p.id, "prompt": p.caption, "phrasing_seen": p.seen, "events": " > ".join(p.events),
              **verdict_row(v, detector.frame_seconds), "clap_score": round(float(c), 4)}
             for p, v, c in zip(prompts, verdicts, cosines)]
     return metrics, rows
-
-
-def write_rows(path: Path, rows: list[dict]) -> None:
-    with open(path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def summarise(per_seed: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
@@ -174,11 +180,10 @@ def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
                                                + "\n" for p in prompts))  # events: for python eval/order.py
     detector = EventDetector.load(cfg.detector)
     judge = Embedder(ClapEncoder(*load_clap(cfg.judge)))
-    refs = [load_audio(p.reference, detector.sample_rate) for p in prompts]
-    reference = {"logits": {p.id: detector.class_logits(a) for p, a in zip(prompts, refs)},
-                 "embeddings": np.concatenate([detector.frame_embeddings(a) for a in refs])}
+    ref_paths = [p.reference for p in prompts]
+    reference = detector_view(ref_paths, prompts, detector)
     per_seed: dict[str, list[dict[str, float]]] = {}
-    ref_metrics, ref_rows = score_clips([p.reference for p in prompts], prompts, detector, judge, reference)
+    ref_metrics, ref_rows = score_clips(ref_paths, prompts, reference, reference, detector, judge)
     write_rows(out / "reference_clips.csv", ref_rows)
     per_seed["reference"] = [ref_metrics]
     for model, pipeline in cfg.pipelines.items():
@@ -190,7 +195,8 @@ def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
                 generate_files(pipeline, out / "prompts.jsonl", folder,
                                GenerationConfig(steps=cfg.steps, guidance_scale=cfg.guidance_scale,
                                                 seconds=cfg.seconds, batch_size=cfg.batch_size, seed=seed))
-            metrics, rows = score_clips(paths, prompts, detector, judge, reference)
+            metrics, rows = score_clips(paths, prompts, detector_view(paths, prompts, detector), reference,
+                                        detector, judge)
             write_rows(folder / "clips.csv", rows)
             per_seed[model].append(metrics)
     summary = summarise(per_seed)

@@ -147,6 +147,14 @@ def verdict_row(verdict: ClipOrder, frame_seconds: float) -> dict:
             "onsets_s": " ".join("-" if s is None else f"{s[0] * frame_seconds:.2f}" for s in verdict.segments)}
 
 
+def write_rows(path: str | Path, rows: list[dict]) -> None:
+    """One CSV row per clip (the columns are the first row's keys)."""
+    with open(path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def read_requests(path: str | Path) -> dict[str, list[str]]:
     """Clip id -> requested event classes in order, from a JSON-lines file with `id` and `events`."""
     path = Path(path)
@@ -195,12 +203,8 @@ def main(argv: list[str] | None = None) -> None:
     except DataError as error:
         parser.exit(2, f"order: error: {error}\n")
     if args.csv:
-        rows = [{"id": i, "events": " > ".join(requests[i]), **verdict_row(v, detector.frame_seconds)}
-                for i, v in zip(ids, verdicts)]
-        with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        write_rows(args.csv, [{"id": i, "events": " > ".join(requests[i]), **verdict_row(v, detector.frame_seconds)}
+                              for i, v in zip(ids, verdicts)])
     print(json.dumps(asdict(scores), indent=2))
 
 

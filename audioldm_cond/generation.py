@@ -89,6 +89,12 @@ def truncate(tokenizer, caption: str, max_tokens: int) -> str:
     return kept
 
 
+def fit_prompt(pipe, caption: str) -> str:
+    """`caption` cut to what `pipe`'s text encoder reads (see `truncate`)."""
+    limit = min(pipe.tokenizer.model_max_length, pipe.text_encoder.config.max_position_embeddings - 2)
+    return truncate(pipe.tokenizer, caption, limit)
+
+
 def set_scheduler(pipe, name: str) -> None:
     if name == "dpm-solver++":
         pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config, algorithm_type="dpmsolver++")
@@ -112,8 +118,7 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
     pipe = load_pipeline(pipeline).to(device)
     pipe.set_progress_bar_config(disable=True)
     set_scheduler(pipe, cfg.scheduler)
-    limit = min(pipe.tokenizer.model_max_length, pipe.text_encoder.config.max_position_embeddings - 2)
-    captions = [truncate(pipe.tokenizer, caption, limit) for _, caption in prompts]
+    captions = [fit_prompt(pipe, caption) for _, caption in prompts]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rate = pipe.vocoder.config.sampling_rate

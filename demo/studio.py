@@ -12,7 +12,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 
-from audioldm_cond.generation import truncate
+from audioldm_cond.generation import fit_prompt
 from audioldm_cond.pipeline import generate, load_pipeline
 from eval.detector import EventDetector
 from eval.order import segments
@@ -117,8 +117,7 @@ class Studio:
         prompt = self.check_prompt(prompt)
         clips = []
         for name, pipe in self.pipelines.items():
-            limit = min(pipe.tokenizer.model_max_length, pipe.text_encoder.config.max_position_embeddings - 2)
-            audio = generate(pipe, [truncate(pipe.tokenizer, prompt, limit)], settings.seconds, settings.steps,
+            audio = generate(pipe, [fit_prompt(pipe, prompt)], settings.seconds, settings.steps,
                              settings.guidance_scale, settings.seed)[0].astype(np.float32)
             rate = pipe.vocoder.config.sampling_rate
             clips.append(Clip(name, audio, rate, self.events(audio, rate)))

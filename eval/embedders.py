@@ -196,3 +196,19 @@ def audio_files(folder: str | Path) -> list[Path]:
     if len(audio) < len(files):
         warnings.warn(f"{folder}: skipped {len(files) - len(audio)} non-audio file(s)", stacklevel=2)
     return audio
+
+
+def files_by_stem(paths: Iterable[str | Path], what: str) -> dict[str, Path]:
+    """File stem -> path, the key that pairs clips with references and prompts; two files with one
+    stem (`a.wav`, `a.flac`) are an error rather than one silently replacing the other.
+
+    Args:
+        paths: audio paths.
+        what: names the file set in the error.
+    """
+    table: dict[str, Path] = {}
+    for path in map(Path, paths):
+        if path.stem in table:
+            raise DataError(f"{what}: two files share the stem {path.stem!r}: {table[path.stem]}, {path}")
+        table[path.stem] = path
+    return table

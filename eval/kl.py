@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 
-from eval.embedders import audio_files, clip_logits, load_scorer
+from eval.embedders import audio_files, clip_logits, files_by_stem, load_scorer
 from tclap.errors import DataError
 
 EPS = 1e-6  # audioldm_eval's offset on the generated probabilities
@@ -58,15 +58,7 @@ def pair_by_stem(reference: Iterable[str | Path], generated: Iterable[str | Path
     Returns:
         (reference, generated) path pairs, sorted by stem.
     """
-    def by_stem(paths: Iterable[str | Path], side: str) -> dict[str, Path]:
-        table: dict[str, Path] = {}
-        for path in map(Path, paths):
-            if path.stem in table:
-                raise DataError(f"{side}: two files share the stem {path.stem!r}: {table[path.stem]}, {path}")
-            table[path.stem] = path
-        return table
-
-    ref, gen = by_stem(reference, "reference"), by_stem(generated, "generated")
+    ref, gen = files_by_stem(reference, "reference"), files_by_stem(generated, "generated")
     return [(ref[s], gen[s]) for s in sorted(_matched_stems(ref, gen))]
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.embedders import MIN_SECONDS, audio_files, load_scorer
+from eval.embedders import MIN_SECONDS, audio_files, files_by_stem, load_scorer
 from tclap.audio import load_audio
 from tclap.errors import DataError
 
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         detector = load_scorer(f"detector:{args.detector}")
         requests = read_requests(args.prompts)
-        files = {p.stem: p for p in audio_files(args.clips)}
+        files = files_by_stem(audio_files(args.clips), args.clips)
         missing = sorted(set(requests) - set(files))
         if missing:
             raise DataError(f"{args.clips}: no clip for prompt id(s) {', '.join(missing[:5])}"

@@ -105,6 +105,15 @@ def test_order_script_refuses_prompts_without_events(folders, tmp_path, capsys):
     assert "line 1: needs an `id` and a non-empty `events` list" in capsys.readouterr().err
 
 
+def test_order_script_refuses_two_clips_for_one_prompt(folders, tmp_path, capsys):
+    shutil.copytree(folders / "reference", tmp_path / "clips")
+    first = sorted((tmp_path / "clips").glob("*.wav"))[0]
+    shutil.copy(first, first.with_suffix(".flac"))  # which of the two would be scored is anyone's guess
+    with pytest.raises(SystemExit):
+        tclap(["order", str(tmp_path / "clips"), "--prompts", str(folders / "prompts.jsonl"), "--detector", str(DETECTOR)])
+    assert f"two files share the stem {first.stem!r}" in capsys.readouterr().err
+
+
 def test_too_short_files_are_named_and_odd_rates_resampled(folders, tmp_path, capsys):
     import soundfile as sf
 

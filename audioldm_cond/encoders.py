@@ -23,6 +23,21 @@ DEFAULT_CLAP = "laion/clap-htsat-unfused"  # same architecture and tokenizer as 
 CHOICES = ("clap", "tclap", "msclap")
 
 
+@torch.no_grad()
+def caption_embeds(text_encoder: ClapTextModelWithProjection, tokenizer, texts: list[str]) -> torch.Tensor:
+    """Captions -> (B, width) unit vectors, tokenised and pooled as AudioLDMPipeline does.
+
+    Args:
+        text_encoder: a CLAP text tower (an encoder's, or a pipeline's).
+        tokenizer: its tokenizer.
+        texts: captions ("" is the classifier-free-guidance null condition).
+    """
+    tokens = tokenizer(texts, padding="max_length", max_length=tokenizer.model_max_length,
+                       truncation=True, return_tensors="pt").to(text_encoder.device)
+    output = text_encoder(tokens.input_ids, attention_mask=tokens.attention_mask)
+    return F.normalize(output.text_embeds, dim=-1)
+
+
 class ClapConditionEncoder(nn.Module):
     """A transformers CLAP checkpoint (hub id or `save_pretrained` directory) as a frozen conditioner.
 
@@ -39,17 +54,9 @@ class ClapConditionEncoder(nn.Module):
         self.width = model.config.projection_dim
         self.sample_rate = self.clap.sample_rate
 
-    @torch.no_grad()
     def text_embeds(self, texts: list[str]) -> torch.Tensor:
-        """Captions -> (B, width) unit vectors, tokenised and pooled as AudioLDMPipeline does.
-
-        Args:
-            texts: captions ("" is the classifier-free-guidance null condition).
-        """
-        tokens = self.tokenizer(texts, padding="max_length", max_length=self.tokenizer.model_max_length,
-                                truncation=True, return_tensors="pt").to(self.text_encoder.device)
-        output = self.text_encoder(tokens.input_ids, attention_mask=tokens.attention_mask)
-        return F.normalize(output.text_embeds, dim=-1)
+        """Captions -> (B, width) unit vectors, as AudioLDMPipeline computes them (see `caption_embeds`)."""
+        return caption_embeds(self.text_encoder, self.tokenizer, texts)
 
     @torch.no_grad()
     def audio_embeds(self, waveform: torch.Tensor) -> torch.Tensor:

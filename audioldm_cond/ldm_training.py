@@ -25,7 +25,9 @@ import torch.nn.functional as F
 from accelerate import PartialState
 from diffusers import AutoencoderKL, DDPMScheduler, UNet2DConditionModel
 from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
+from diffusers.training_utils import compute_snr
 from torch import Tensor, nn
+from torch.utils.data import DataLoader
 
 from audioldm_cond import latent_cache
 from audioldm_cond.clip_data import (ClipDataConfig, clip_loader, mel_frames, mel_image, require_audio,
@@ -54,11 +56,15 @@ class LdmModelConfig:
     unet_config: dict = field(default_factory=dict)  # UNet2DConditionModel arguments for "scratch"
     vocoder: str = GRIFFIN_LIM          # for samples and the final pipeline: griffin-lim, or a pipeline dir / hub id
     prediction_type: str = "epsilon"    # the UNet's target: epsilon (AudioLDM's) or v_prediction
+    snr_gamma: float | None = None      # min-SNR-gamma loss weighting (Hang et al. 2023; 5 is theirs); None: plain MSE
+    standardise_condition: bool = False  # fresh UNets: start the condition projection centred, unit spread
 
     def __post_init__(self):
         if self.prediction_type not in PREDICTION_TYPES:
             raise DataError(f"model.prediction_type: {self.prediction_type!r} is not one of "
                             f"{', '.join(PREDICTION_TYPES)}")
+        if self.snr_gamma is not None and not self.snr_gamma > 0:
+            raise DataError(f"model.snr_gamma: {self.snr_gamma} must be positive (or null for plain MSE)")
 
 
 @dataclass
@@ -157,14 +163,17 @@ class LatentDiffusionObjective(nn.Module):
         prediction_type: "epsilon" (the UNet predicts the noise) or "v_prediction" (sqrt(a) noise -
             sqrt(1 - a) latents: at the noisiest steps that is the clean latent itself, so small errors
             there are not amplified by 1 / sqrt(a) as an epsilon error is).
+        snr_gamma: weight each sample's loss by min(SNR, gamma) / SNR (epsilon) or / (SNR + 1) (v), which
+            is min(SNR, gamma) times its error on the clean latent: the nearly clean steps, whose easy
+            targets otherwise dominate the gradient, are capped at gamma. None: unweighted MSE.
     """
 
     def __init__(self, vae: AutoencoderKL, encoder: ClapConditionEncoder, condition: ConditionConfig, frames: int,
-                 prediction_type: str = "epsilon"):
+                 prediction_type: str = "epsilon", snr_gamma: float | None = None):
         super().__init__()
         self.vae, self.encoder = vae.eval().requires_grad_(False), encoder.eval().requires_grad_(False)
         self.mel, self.condition, self.frames = AudioLdmMel(), condition, frames
-        self.noise = noise_scheduler(prediction_type)
+        self.noise, self.snr_gamma = noise_scheduler(prediction_type), snr_gamma
         self.register_buffer("null_embed", encoder.text_embeds([""])[0], persistent=False)
 
     @torch.no_grad()
@@ -190,7 +199,7 @@ class LatentDiffusionObjective(nn.Module):
         return features
 
     def loss(self, unet: nn.Module, features: dict[str, Tensor]) -> dict[str, Tensor]:
-        """eps-prediction MSE of `unet` on one batch of features (see `encode`).
+        """The target MSE (eps or v, min-SNR weighted if asked) of `unet` on one batch of features (see `encode`).
 
         Args:
             unet: the trained UNet (as prepared by accelerate).
@@ -203,7 +212,16 @@ class LatentDiffusionObjective(nn.Module):
         timesteps = torch.randint(0, self.noise.config.num_train_timesteps, (len(latents),), device=latents.device)
         noisy = self.noise.add_noise(latents, noise, timesteps)
         prediction = unet(noisy, timesteps, encoder_hidden_states=None, class_labels=condition).sample
-        return {"mse_loss": F.mse_loss(prediction.float(), self.target(latents, noise, timesteps))}
+        error = F.mse_loss(prediction.float(), self.target(latents, noise, timesteps), reduction="none")
+        return {"mse_loss": (error.mean(dim=(1, 2, 3)) * self.loss_weights(timesteps)).mean()}
+
+    def loss_weights(self, timesteps: Tensor) -> Tensor:
+        """Per-sample loss weights: ones, or the min-SNR-gamma weights (see the class docstring)."""
+        if self.snr_gamma is None:
+            return torch.ones(len(timesteps), device=timesteps.device)
+        snr = compute_snr(self.noise, timesteps)
+        divisor = snr if self.noise.config.prediction_type == "epsilon" else snr + 1
+        return snr.clamp(max=self.snr_gamma) / divisor
 
     def target(self, latents: Tensor, noise: Tensor, timesteps: Tensor) -> Tensor:
         """What the UNet is trained to output: the noise, or v."""
@@ -264,6 +282,45 @@ def build_unet(cfg: LdmModelConfig, width: int, latent_channels: int, seed: int)
     return unet
 
 
+@torch.no_grad()
+def standardise_condition(unet: UNet2DConditionModel, embeds: Tensor) -> None:
+    """Rescale the UNet's condition projection (`class_embedding`) so that the training conditions come
+    out centred with unit spread, as class vectors of an `nn.Embedding` start (data-dependent init,
+    Salimans & Kingma 2016). CLAP embeddings are unit vectors that share a common direction, so with the
+    default init their differences enter the time embedding small next to the timestep's.
+
+    Args:
+        unet: a freshly initialised UNet with `class_embed_type="simple_projection"`.
+        embeds: (N, width) condition embeddings as training will feed them.
+    """
+    layer = unet.class_embedding
+    if not isinstance(layer, nn.Linear):
+        raise DataError(f"model.standardise_condition needs a simple_projection class embedding, "
+                        f"the UNet has {type(layer).__name__}")
+    mean = embeds.mean(0)
+    layer.weight /= ((embeds - mean) @ layer.weight.T).std()
+    layer.bias.copy_(-layer.weight @ mean)
+
+
+def condition_sample(loader: DataLoader, encode, cached: bool, clips: int = 256) -> Tensor:
+    """Up to `clips` training condition embeddings (text and audio, as the condition mode uses them).
+
+    Args:
+        loader: the training loader (cached features or clips).
+        encode: `LatentDiffusionObjective.encode`, for clips.
+        cached: whether the loader yields features already.
+        clips: how many clips to read.
+    """
+    embeds, seen = [], 0
+    for batch in loader:
+        features = batch if cached else encode(require_audio(batch), batch["captions"])
+        embeds += [features[k] for k in ("text_embeds", "audio_embeds") if k in features]
+        seen += len(features["latent_params"])
+        if seen >= clips:
+            break
+    return torch.cat(embeds).float()
+
+
 def cond_label(cond: str) -> str:
     """A short name for a `--cond` value (a directory's name), used in `train.output_dir`'s `{cond}`."""
     return cond if cond in CHOICES else Path(cond).name
@@ -292,7 +349,7 @@ class AudioLdmTraining:
         self.vocoder = load_component("vocoder", cfg.model.vocoder).to(device)
         frames = mel_frames(cfg.data.seconds, mel, vae_downsampling(self.vae))
         self.objective = LatentDiffusionObjective(self.vae, self.encoder, cfg.condition, frames,
-                                                  cfg.model.prediction_type).to(device)
+                                                  cfg.model.prediction_type, cfg.model.snr_gamma).to(device)
         batch_size, workers = cfg.train.batch_size, cfg.train.num_workers
         if cfg.data.cache:
             path = Path(cfg.data.cache_dir or Path(cfg.train.output_dir) / "cache") / "features.pt"
@@ -305,6 +362,11 @@ class AudioLdmTraining:
             self.loader = clip_loader(clips, batch_size, seed, workers)
         self.val_loader = clip_loader(val_clips, batch_size, shuffle=False)
         self._val_features: list[dict[str, Tensor]] | None = None
+        if cfg.model.standardise_condition:
+            if cfg.model.unet not in ("tiny", "scratch"):
+                raise DataError(f"model.standardise_condition initialises a fresh UNet; model.unet is {cfg.model.unet!r}")
+            embeds = condition_sample(self.loader, self.objective.encode, cfg.data.cache)
+            standardise_condition(self.unet, embeds.to(self.unet.device))
 
     def loss(self, unet: nn.Module, batch: dict) -> dict[str, Tensor]:
         """Trainer callable: a batch of clips (or of cached features) -> {"mse_loss"}."""

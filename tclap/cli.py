@@ -197,6 +197,7 @@ HANDED_OFF = {
     "fad": ("eval.frechet", "Frechet distance of two folders' audio embeddings (eval/frechet.py)"),
     "order": ("eval.order", "event-order accuracy of generated clips (eval/order.py)"),
     "detector": ("eval.detector", "train the offline event detector (eval/detector.py)"),
+    "diagnose": ("audioldm_cond.diagnosis", "per-noise-level errors of an AudioLDM UNet on held-out clips"),
 }
 
 

@@ -14,8 +14,8 @@ from diffusers import AutoencoderKL, UNet2DConditionModel
 from safetensors.torch import load_file
 
 from audioldm_cond.encoders import resolve_encoder
-from audioldm_cond.ldm_training import (AudioLdmTraining, ConditionConfig, LatentDiffusionObjective, LdmRunConfig,
-                                        build_unet, choose_condition, make_trainer, noise_scheduler, run)
+from audioldm_cond.ldm_training import (AudioLdmTraining, ConditionConfig, LatentDiffusionObjective, LdmModelConfig,
+                                        LdmRunConfig, build_unet, choose_condition, make_trainer, noise_scheduler, run)
 from audioldm_cond.mel import AudioLdmMel
 from audioldm_cond.pipeline import generate, load_pipeline, tiny_unet
 from tclap.config import build_run_config, read_run_config
@@ -107,6 +107,58 @@ def test_v_prediction_target_is_hand_computed_v(parts):
     assert np.allclose(objective.target(z0, eps, t).numpy(), expected, atol=1e-5)
     eps_objective = LatentDiffusionObjective(objective.vae, objective.encoder, ConditionConfig(mode="text"), 100)
     assert torch.equal(eps_objective.target(z0, eps, t), eps)
+
+
+def test_min_snr_weights_are_hand_computed_and_scale_each_sample(parts):
+    """min(SNR, gamma) / SNR for eps, / (SNR + 1) for v, SNR = abar / (1 - abar) from the hand-built betas."""
+    clap_dir, vae_dir, _ = parts
+    vae, encoder = AutoencoderKL.from_pretrained(vae_dir), resolve_encoder(str(clap_dir))
+    abar = np.cumprod(1.0 - np.linspace(np.sqrt(0.0015), np.sqrt(0.0195), 1000, dtype=np.float64) ** 2)
+    t = torch.tensor([0, 100, 300, 999])
+    snr = abar[t.numpy()] / (1 - abar[t.numpy()])
+    for prediction_type, divisor in (("epsilon", snr), ("v_prediction", snr + 1)):
+        objective = LatentDiffusionObjective(vae, encoder, ConditionConfig(mode="text"), 100,
+                                             prediction_type=prediction_type, snr_gamma=5.0)
+        assert np.allclose(objective.loss_weights(t).numpy(), np.minimum(snr, 5.0) / divisor, rtol=1e-5)
+    assert snr[0] > 5 > snr[-1]  # both branches of the min are exercised
+
+    seen = {}
+
+    class ZeroUnet(torch.nn.Module):
+        def forward(self, sample, timestep, encoder_hidden_states=None, class_labels=None):
+            seen["t"] = timestep
+            return type("Out", (), {"sample": torch.zeros_like(sample)})()
+
+    plain = LatentDiffusionObjective(vae, encoder, ConditionConfig(mode="text"), 100, "v_prediction")
+    weighted = LatentDiffusionObjective(vae, encoder, ConditionConfig(mode="text"), 100, "v_prediction", 5.0)
+    features = plain.encode(torch.randn(1, 16000) * 0.1, ["siren and then knock"])
+    torch.manual_seed(3)
+    unweighted_loss = plain.loss(ZeroUnet(), features)["mse_loss"]
+    torch.manual_seed(3)  # the same latent sample, noise and timestep
+    weighted_loss = weighted.loss(ZeroUnet(), features)["mse_loss"]
+    a = abar[int(seen["t"])]
+    assert float(weighted_loss) == pytest.approx(float(unweighted_loss) * min(a / (1 - a), 5.0) / (a / (1 - a) + 1),
+                                                 rel=1e-5)
+    with pytest.raises(DataError, match="model.snr_gamma: 0.0 must be positive"):
+        LdmModelConfig(snr_gamma=0.0)
+
+
+def test_standardised_condition_projection_centres_training_conditions(sections, tmp_path):
+    cached = {"cache": True, "cache_dir": str(tmp_path / "cache")}
+    training = AudioLdmTraining(config(sections(model={"standardise_condition": True}, data=cached)))
+    # independently: every training clip's text and audio embedding through the projection, by hand in numpy
+    features = torch.load(tmp_path / "cache" / "features.pt")["features"]
+    embeds = np.concatenate([features["text_embeds"].numpy(), features["audio_embeds"].numpy()]).astype(np.float64)
+    layer = training.unet.class_embedding
+    projected = embeds @ layer.weight.detach().numpy().T.astype(np.float64) + layer.bias.detach().numpy()
+    assert np.abs(projected.mean(0)).max() < 0.05 and projected.std() == pytest.approx(1.0, abs=0.05)
+    fresh = AudioLdmTraining(config(sections("plain", data=cached)))  # default init: the same clips enter much weaker
+    weight = fresh.unet.class_embedding.weight.detach().numpy()
+    assert (embeds @ weight.T).std(0).mean() < 0.2
+    tiny_unet(WIDTH).save_pretrained(tmp_path / "trained_unet")
+    with pytest.raises(DataError, match="standardise_condition initialises a fresh UNet"):
+        AudioLdmTraining(config(sections("loaded", model={"standardise_condition": True,
+                                                          "unet": str(tmp_path / "trained_unet")})))
 
 
 def test_a_v_prediction_run_ships_a_v_prediction_sampler(sections, tmp_path):

@@ -1,0 +1,70 @@
+"""`tclap diagnose`: clean-latent algebra, which caption goes to which column, and the command on a shipped pipeline."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from audioldm_cond.diagnosis import clean_latent, timestep_errors
+from audioldm_cond.encoders import caption_embeds
+from audioldm_cond.pipeline import load_pipeline
+from demo.studio import SHIPPED
+from tclap.cli import main as tclap
+from tclap.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def pipe():
+    return load_pipeline(SHIPPED / "tclap")
+
+
+@pytest.mark.parametrize("kind", ["epsilon", "v_prediction"])
+def test_clean_latent_inverts_the_forward_process(kind):
+    """noisy = sqrt(a) z0 + sqrt(1 - a) eps; the exact eps (or v = sqrt(a) eps - sqrt(1 - a) z0) gives z0 back."""
+    z0, eps, a = torch.randn(2, 8, 5, 4, dtype=torch.float64), torch.randn(2, 8, 5, 4, dtype=torch.float64), 0.3
+    noisy = np.sqrt(a) * z0 + np.sqrt(1 - a) * eps
+    prediction = eps if kind == "epsilon" else np.sqrt(a) * eps - np.sqrt(1 - a) * z0
+    assert torch.allclose(clean_latent(noisy, prediction, torch.tensor(a, dtype=torch.float64), kind), z0)
+    with pytest.raises(DataError, match="prediction_type 'sample'"):
+        clean_latent(noisy, prediction, torch.tensor(a), "sample")
+
+
+def test_a_unet_that_follows_its_caption_is_exact_only_under_it(pipe):
+    """An oracle UNet: the exact target when it gets the caption's embedding, zeros otherwise."""
+    latents = torch.randn(2, 8, 12, 16)
+    captions, swapped = ["beep and then bell", "knock followed by siren"], ["bell and then beep", "siren followed by knock"]
+    wanted = caption_embeds(pipe.text_encoder, pipe.tokenizer, captions)
+    alphas = pipe.scheduler.alphas_cumprod
+
+    class Oracle(torch.nn.Module):
+        def forward(self, sample, timestep, encoder_hidden_states=None, class_labels=None):
+            a = alphas[timestep][:, None, None, None]
+            eps = (sample - a.sqrt() * latents) / (1 - a).sqrt()
+            exact = a.sqrt() * eps - (1 - a).sqrt() * latents  # the shipped pipelines predict v
+            follows = torch.allclose(class_labels, wanted)
+            return type("Out", (), {"sample": exact if follows else torch.zeros_like(sample)})()
+
+    unet, pipe.unet = pipe.unet, Oracle()
+    try:
+        rows = timestep_errors(pipe, latents, captions, swapped, timesteps=(100, 900))
+    finally:
+        pipe.unet = unet
+    for row in rows:
+        assert row.target_mse == pytest.approx(0, abs=1e-8) and row.x0_mse == pytest.approx(0, abs=1e-8)
+        a = float(alphas[row.timestep])  # zero v implies x0 = sqrt(a) * noisy: its error is known in expectation
+        assert row.x0_mse_swapped == row.x0_mse_unconditional > 0.5 * ((1 - np.sqrt(a) ** 2) ** 2 + a * (1 - a))
+
+
+def test_diagnose_command_on_the_shipped_pipeline(mixup_dir, tmp_path, capsys):
+    tclap(["diagnose", "--pipeline", str(SHIPPED / "tclap"), "--mixup", str(mixup_dir), "--clips", "2",
+           "--timesteps", "300", "900", "--json", str(tmp_path / "d.json")])
+    out = capsys.readouterr().out
+    assert "| x0-MSE, swapped caption |" in out and "DDIM from noise ends at latent std" in out
+    result = json.loads((tmp_path / "d.json").read_text())
+    assert [r["timestep"] for r in result["timesteps"]] == [300, 900] and result["clips"] == 2
+    assert np.isfinite(result["sampled_latent_std"]) and result["real_latent_std"] > 0
+    with pytest.raises(SystemExit):
+        tclap(["diagnose", "--pipeline", str(SHIPPED / "tclap"), "--mixup", str(mixup_dir), "--split", "nope"])
+    assert "no clips in split 'nope'" in capsys.readouterr().err

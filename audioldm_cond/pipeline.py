@@ -17,7 +17,9 @@ import torch
 from diffusers import AudioLDMPipeline, AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import AutoTokenizer, ClapTextModelWithProjection, SpeechT5HifiGan
 
+from audioldm_cond.clip_data import mel_image, vae_downsampling
 from audioldm_cond.encoders import check_unet_width
+from audioldm_cond.mel import AudioLdmMel
 from audioldm_cond.vocoder import GriffinLimVocoder
 from tclap.errors import DataError
 
@@ -181,3 +183,21 @@ def generate(pipe: AudioLDMPipeline, prompts: list[str], seconds: float, steps: 
     generator = torch.Generator("cpu").manual_seed(seed)
     return pipe(prompts, audio_length_in_s=seconds, num_inference_steps=steps, guidance_scale=guidance_scale,
                 generator=generator).audios
+
+
+@torch.no_grad()
+def resynthesise(pipe: AudioLDMPipeline, audio: np.ndarray) -> np.ndarray:
+    """A 16-kHz clip through the mel front end, the pipeline's VAE (posterior mean) and its vocoder: what
+    a perfect UNet would give back, so the ceiling of any clip generated with this VAE and vocoder.
+
+    Args:
+        audio: (L,) float waveform at 16 kHz; cut to whole VAE blocks of mel frames.
+    """
+    blocks = vae_downsampling(pipe.vae)
+    frames = len(audio) // AudioLdmMel().config.hop_length // blocks * blocks
+    if frames < blocks:
+        raise DataError(f"audio: {len(audio)} samples is shorter than one VAE block of mel frames")
+    image = mel_image(AudioLdmMel(), torch.from_numpy(np.asarray(audio, dtype=np.float32))[None], frames)
+    image = image.to(device=pipe.vae.device, dtype=pipe.vae.dtype)
+    mel = pipe.vae.decode(pipe.vae.encode(image).latent_dist.mean).sample
+    return pipe.mel_spectrogram_to_waveform(mel)[0].float().cpu().numpy()

@@ -3,7 +3,9 @@
 The prompts are held-out mixed-up clips' captions *and* their order-swapped twins, so every pair of
 events is asked for in both orders (the test split also holds the phrasings reserved from training);
 each prompt's reference is the clip that plays it (the mixed-up clip or its negative). Every pipeline
-generates every prompt for each seed, and each (pipeline, seed) is scored with:
+generates every prompt for each seed, and each (pipeline, seed) is scored with the measures below;
+so are the references themselves and, as the ceiling of any UNet, the references passed through the
+first pipeline's VAE and vocoder (`resynthesised`):
 
 - order accuracy and the STEAM errors (`eval.order`) from the offline event detector;
 - KL(reference ‖ generated) over the detector's clip-level class logits, clips paired by id;
@@ -21,8 +23,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from audioldm_cond.generation import GenerationConfig, generate_files
+from audioldm_cond.pipeline import load_pipeline, resynthesise
 from eval.clap_score import check_judge, clap_scores
 from eval.detector import EventDetector
 from eval.embedders import MIN_SECONDS
@@ -169,6 +173,18 @@ def conditioning_encoder(pipeline: str | Path) -> str | None:
     return model.get(cond) or cond  # "clap"/"tclap" name a config key; `--cond PATH` is the encoder itself
 
 
+def write_resynthesised(pipeline: str | Path, prompts: list[Prompt], folder: Path) -> list[Path]:
+    """Each prompt's reference through the pipeline's VAE and vocoder as `folder/<id>.wav` (kept on reruns)."""
+    paths = [folder / f"{p.id}.wav" for p in prompts]
+    if not all(p.is_file() for p in paths):
+        folder.mkdir(parents=True, exist_ok=True)
+        pipe = load_pipeline(pipeline)
+        rate = pipe.vocoder.config.sampling_rate
+        for prompt, path in zip(prompts, paths):
+            sf.write(path, resynthesise(pipe, load_audio(prompt.reference, rate, MIN_SECONDS)), rate)
+    return paths
+
+
 def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
     """Generate, score and write `metrics.json`, `table.md`, per-clip CSVs; returns the summary."""
     out = Path(out)
@@ -186,6 +202,11 @@ def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
     ref_metrics, ref_rows = score_clips(ref_paths, prompts, reference, reference, detector, judge)
     write_rows(out / "reference_clips.csv", ref_rows)
     per_seed["reference"] = [ref_metrics]
+    resynthesised = write_resynthesised(next(iter(cfg.pipelines.values())), prompts, out / "resynthesised")
+    metrics, rows = score_clips(resynthesised, prompts, detector_view(resynthesised, prompts, detector), reference,
+                                detector, judge)
+    write_rows(out / "resynthesised" / "clips.csv", rows)
+    per_seed["resynthesised"] = [metrics]
     for model, pipeline in cfg.pipelines.items():
         per_seed[model] = []
         for seed in cfg.seeds:

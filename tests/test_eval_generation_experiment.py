@@ -41,7 +41,8 @@ def test_prompts_ask_for_both_orders_with_the_clip_that_plays_them(mixup_dir):
 def test_generation_experiment_writes_table_4(config, tmp_path):
     summary = run_generation(tmp_path, config)
     saved = json.loads((tmp_path / "metrics.json").read_text())
-    assert set(saved["models"]) == {"reference", "clap", "tclap"} and saved["models"] == summary
+    assert set(saved["models"]) == {"reference", "resynthesised", "clap", "tclap"} and saved["models"] == summary
+    assert len(list((tmp_path / "resynthesised").glob("*.wav"))) == 4  # the references through the VAE and vocoder
     for model in ("clap", "tclap"):
         assert summary[model]["seeds"] == 2 and set(METRICS) <= set(summary[model])
         values = [run["order_accuracy"] for run in saved["per_seed"][model]]

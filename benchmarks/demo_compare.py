@@ -1,0 +1,65 @@
+"""What one demo comparison costs on top of generating the clips, on the shipped checkpoints.
+
+The baseline is the plain pipeline call for each shipped pipeline (`audioldm_cond.pipeline.generate`,
+same prompt, seed, steps and length); the demo's Compare callback (`DemoApp.compare`) adds the prompt
+check, event detection and two spectrogram images. Prints (and writes as JSON) the seconds of both,
+their ratio, and the time to load the shipped pipelines and detector (the demo's start-up, imports
+excluded).
+
+    python benchmarks/demo_compare.py [--repeats 3] [--steps 20]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from audioldm_cond.pipeline import generate
+from demo.app import DemoApp, DemoConfig
+from demo.ratings import RatingStore
+from demo.studio import Studio
+
+PROMPT = "siren followed by knock"
+
+
+def best_of(repeats: int, call) -> float:
+    """The fastest of `repeats` timed calls, after one untimed warm-up call."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "demo_compare.json")
+    args = parser.parse_args()
+
+    cfg = DemoConfig(steps=args.steps)
+    start = time.perf_counter()
+    studio = Studio.load(cfg.pipelines, cfg.detector)
+    load_seconds = time.perf_counter() - start
+    with tempfile.TemporaryDirectory() as tmp:
+        app = DemoApp(studio, RatingStore(Path(tmp) / "ratings.sqlite"), {}, cfg)
+        demo = best_of(args.repeats, lambda: app.compare(PROMPT, 0, args.steps, cfg.guidance_scale))
+    plain = best_of(args.repeats, lambda: [generate(pipe, [PROMPT], cfg.seconds, args.steps, cfg.guidance_scale, 0)
+                                           for pipe in studio.pipelines.values()])
+    result = {"pipelines": len(studio.pipelines), "seconds": cfg.seconds, "steps": args.steps,
+              "load_s": round(load_seconds, 2), "plain_generate_s": round(plain, 3), "demo_compare_s": round(demo, 3),
+              "ratio": round(demo / plain, 2)}
+    print(f"load shipped pipelines + detector: {load_seconds:.2f} s")
+    print(f"{len(studio.pipelines)} pipelines x {cfg.seconds:.0f} s, {args.steps} DDIM steps: plain generate "
+          f"{plain:.3f} s, demo compare (+ detection, spectrograms) {demo:.3f} s, ratio {demo / plain:.2f}x")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

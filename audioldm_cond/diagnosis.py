@@ -20,10 +20,9 @@ import numpy as np
 import torch
 from diffusers import AudioLDMPipeline
 
-from audioldm_cond.clip_data import mel_image
+from audioldm_cond.clip_data import vae_downsampling
 from audioldm_cond.encoders import caption_embeds
-from audioldm_cond.mel import AudioLdmMel
-from audioldm_cond.pipeline import load_pipeline
+from audioldm_cond.pipeline import clip_latents, load_pipeline
 from tclap.audio import load_audio
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.errors import DataError
@@ -76,21 +75,19 @@ def timestep_errors(pipe: AudioLDMPipeline, latents: torch.Tensor, captions: lis
         seed: fixes the noise, drawn on the CPU; the same noise for all three conditions.
     """
     scheduler, kind = pipe.scheduler, pipe.scheduler.config.prediction_type
-    embeds = {name: caption_embeds(pipe.text_encoder, pipe.tokenizer, texts)
-              for name, texts in (("caption", captions), ("swapped", swapped), ("none", [""] * len(captions)))}
+    embeds = [caption_embeds(pipe.text_encoder, pipe.tokenizer, texts)  # the x0 columns, in TimestepErrors order
+              for texts in (captions, swapped, [""] * len(captions))]
     generator, rows = torch.Generator().manual_seed(seed), []
     for t in timesteps:
         noise = torch.randn(latents.shape, generator=generator)
         steps = torch.full((len(latents),), t)
         noisy = scheduler.add_noise(latents, noise, steps)
         alpha_bar = scheduler.alphas_cumprod[t]
-        target = noise if kind == "epsilon" else alpha_bar.sqrt() * noise - (1 - alpha_bar).sqrt() * latents
-        errors = {}
-        for name, embed in embeds.items():
-            prediction = pipe.unet(noisy, steps, encoder_hidden_states=None, class_labels=embed).sample
-            errors[name] = (prediction, float(((clean_latent(noisy, prediction, alpha_bar, kind) - latents) ** 2).mean()))
-        rows.append(TimestepErrors(t, float(((errors["caption"][0] - target) ** 2).mean()), errors["caption"][1],
-                                   errors["swapped"][1], errors["none"][1]))
+        target = noise if kind == "epsilon" else scheduler.get_velocity(latents, noise, steps)
+        predictions = [pipe.unet(noisy, steps, encoder_hidden_states=None, class_labels=embed).sample
+                       for embed in embeds]
+        x0_errors = [float(((clean_latent(noisy, p, alpha_bar, kind) - latents) ** 2).mean()) for p in predictions]
+        rows.append(TimestepErrors(t, float(((predictions[0] - target) ** 2).mean()), *x0_errors))
     return rows
 
 
@@ -116,10 +113,8 @@ def diagnose(pipeline: str | Path, mixup_dir: str | Path, split: str = "test", c
     """The table rows and latent spreads of one pipeline on `clips` clips of a mixed-up split."""
     pipe = load_pipeline(pipeline)
     audio, captions, swapped = held_out_clips(mixup_dir, split, clips)
-    frames = audio.shape[1] // 160 // 4 * 4  # whole VAE-downsampling blocks of mel frames
-    images = mel_image(AudioLdmMel(), audio, frames)
-    with torch.no_grad():
-        latents = pipe.vae.encode(images).latent_dist.mean * pipe.vae.config.scaling_factor
+    latents = clip_latents(pipe, audio) * pipe.vae.config.scaling_factor
+    frames = latents.shape[2] * vae_downsampling(pipe.vae)
     return {"pipeline": str(pipeline), "clips": len(captions),
             "timesteps": [asdict(r) for r in timestep_errors(pipe, latents, captions, swapped, timesteps, seed)],
             "real_latent_std": float(latents.std()),

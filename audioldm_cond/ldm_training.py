@@ -65,6 +65,8 @@ class LdmModelConfig:
                             f"{', '.join(PREDICTION_TYPES)}")
         if self.snr_gamma is not None and not self.snr_gamma > 0:
             raise DataError(f"model.snr_gamma: {self.snr_gamma} must be positive (or null for plain MSE)")
+        if self.standardise_condition and self.unet not in ("tiny", "scratch"):
+            raise DataError(f"model.standardise_condition initialises a fresh UNet; model.unet is {self.unet!r}")
 
 
 @dataclass
@@ -363,8 +365,6 @@ class AudioLdmTraining:
         self.val_loader = clip_loader(val_clips, batch_size, shuffle=False)
         self._val_features: list[dict[str, Tensor]] | None = None
         if cfg.model.standardise_condition:
-            if cfg.model.unet not in ("tiny", "scratch"):
-                raise DataError(f"model.standardise_condition initialises a fresh UNet; model.unet is {cfg.model.unet!r}")
             embeds = condition_sample(self.loader, self.objective.encode, cfg.data.cache)
             standardise_condition(self.unet, embeds.to(self.unet.device))
 

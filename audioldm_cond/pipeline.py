@@ -186,6 +186,23 @@ def generate(pipe: AudioLDMPipeline, prompts: list[str], seconds: float, steps: 
 
 
 @torch.no_grad()
+def clip_latents(pipe: AudioLDMPipeline, audio: torch.Tensor) -> torch.Tensor:
+    """(B, L) 16-kHz clips -> the VAE posterior means of their log-mels (not yet scaled by the VAE's
+    scaling factor), the clips cut to whole VAE blocks of mel frames.
+
+    Args:
+        pipe: the pipeline whose VAE encodes.
+        audio: float waveforms.
+    """
+    mel, blocks = AudioLdmMel(), vae_downsampling(pipe.vae)
+    frames = audio.shape[-1] // mel.config.hop_length // blocks * blocks
+    if frames < blocks:
+        raise DataError(f"audio: {audio.shape[-1]} samples is shorter than one VAE block of mel frames")
+    image = mel_image(mel, audio.float(), frames).to(device=pipe.vae.device, dtype=pipe.vae.dtype)
+    return pipe.vae.encode(image).latent_dist.mean
+
+
+@torch.no_grad()
 def resynthesise(pipe: AudioLDMPipeline, audio: np.ndarray) -> np.ndarray:
     """A 16-kHz clip through the mel front end, the pipeline's VAE (posterior mean) and its vocoder: what
     a perfect UNet would give back, so the ceiling of any clip generated with this VAE and vocoder.
@@ -193,11 +210,5 @@ def resynthesise(pipe: AudioLDMPipeline, audio: np.ndarray) -> np.ndarray:
     Args:
         audio: (L,) float waveform at 16 kHz; cut to whole VAE blocks of mel frames.
     """
-    blocks = vae_downsampling(pipe.vae)
-    frames = len(audio) // AudioLdmMel().config.hop_length // blocks * blocks
-    if frames < blocks:
-        raise DataError(f"audio: {len(audio)} samples is shorter than one VAE block of mel frames")
-    image = mel_image(AudioLdmMel(), torch.from_numpy(np.asarray(audio, dtype=np.float32))[None], frames)
-    image = image.to(device=pipe.vae.device, dtype=pipe.vae.dtype)
-    mel = pipe.vae.decode(pipe.vae.encode(image).latent_dist.mean).sample
-    return pipe.mel_spectrogram_to_waveform(mel)[0].float().cpu().numpy()
+    latents = clip_latents(pipe, torch.from_numpy(np.asarray(audio, dtype=np.float32))[None])
+    return pipe.mel_spectrogram_to_waveform(pipe.vae.decode(latents).sample)[0].float().cpu().numpy()

@@ -21,18 +21,9 @@ from demo.app import DemoApp, DemoConfig
 from demo.ratings import RatingStore
 from demo.studio import Studio
 
+from timing import best_seconds  # benchmarks/timing.py, next to this script
+
 PROMPT = "siren followed by knock"
-
-
-def best_of(repeats: int, call) -> float:
-    """The fastest of `repeats` timed calls, after one untimed warm-up call."""
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -48,9 +39,9 @@ def main() -> None:
     load_seconds = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as tmp:
         app = DemoApp(studio, RatingStore(Path(tmp) / "ratings.sqlite"), {}, cfg)
-        demo = best_of(args.repeats, lambda: app.compare(PROMPT, 0, args.steps, cfg.guidance_scale))
-    plain = best_of(args.repeats, lambda: [generate(pipe, [PROMPT], cfg.seconds, args.steps, cfg.guidance_scale, 0)
-                                           for pipe in studio.pipelines.values()])
+        demo = best_seconds(lambda: app.compare(PROMPT, 0, args.steps, cfg.guidance_scale), args.repeats)
+    plain = best_seconds(lambda: [generate(pipe, [PROMPT], cfg.seconds, args.steps, cfg.guidance_scale, 0)
+                                  for pipe in studio.pipelines.values()], args.repeats)
     result = {"pipelines": len(studio.pipelines), "seconds": cfg.seconds, "steps": args.steps,
               "load_s": round(load_seconds, 2), "plain_generate_s": round(plain, 3), "demo_compare_s": round(demo, 3),
               "ratio": round(demo / plain, 2)}

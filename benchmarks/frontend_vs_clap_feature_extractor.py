@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -20,21 +18,10 @@ from transformers import ClapFeatureExtractor
 
 from tclap.features import ClapLogMel
 
+from timing import best_seconds  # benchmarks/timing.py, next to this script
+
 SECONDS = 10
 REPEATS = 3
-
-
-def best_seconds(run: Callable[[], object], synchronize: Callable[[], None] = lambda: None) -> float:
-    """Fastest of REPEATS timed calls, after one untimed warm-up call."""
-    run()
-    synchronize()
-    times = []
-    for _ in range(REPEATS):
-        start = time.perf_counter()
-        run()
-        synchronize()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -55,18 +42,18 @@ def main() -> None:
 
     reference = run_extractor()["input_features"]
     rows = [{"name": "ClapFeatureExtractor (numpy, per clip)", "device": "cpu",
-             "seconds": best_seconds(run_extractor)}]
+             "seconds": best_seconds(run_extractor, REPEATS)}]
     max_abs_diff_db = {}
     with torch.inference_mode():
         max_abs_diff_db["cpu"] = (frontend(waveform)["input_features"] - reference).abs().max().item()
         rows.append({"name": "ClapLogMel (torch, batched)", "device": "cpu",
-                     "seconds": best_seconds(lambda: frontend(waveform))})
+                     "seconds": best_seconds(lambda: frontend(waveform), REPEATS)})
         if torch.cuda.is_available():
             frontend, waveform = frontend.to("cuda"), waveform.to("cuda")
             features = frontend(waveform)["input_features"].cpu()
             max_abs_diff_db["cuda"] = (features - reference).abs().max().item()
             rows.append({"name": "ClapLogMel (torch, batched)", "device": torch.cuda.get_device_name(),
-                         "seconds": best_seconds(lambda: frontend(waveform), torch.cuda.synchronize)})
+                         "seconds": best_seconds(lambda: frontend(waveform), REPEATS, torch.cuda.synchronize)})
 
     for row in rows:
         row["clips_per_s"] = args.clips / row["seconds"]

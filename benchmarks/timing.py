@@ -1,4 +1,5 @@
-"""The one step timer the training benchmarks share: AdamW steps, the first one untimed (allocation warm-up)."""
+"""The timers the benchmarks share: AdamW steps for training, best-of-N calls for everything else; the
+first step or call is untimed (allocation warm-up)."""
 from __future__ import annotations
 
 import time
@@ -23,3 +24,22 @@ def seconds_per_step(parameters: Iterable[torch.nn.Parameter], loss: Callable[[]
         optimizer.step()
         optimizer.zero_grad()
     return (time.perf_counter() - start) / steps
+
+
+def best_seconds(run: Callable[[], object], repeats: int, synchronize: Callable[[], None] = lambda: None) -> float:
+    """Fastest of `repeats` timed calls of `run`, after one untimed warm-up call.
+
+    Args:
+        run: the work to time.
+        repeats: timed calls.
+        synchronize: waits for queued device work (torch.cuda.synchronize), so GPU time is counted.
+    """
+    run()
+    synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        synchronize()
+        times.append(time.perf_counter() - start)
+    return min(times)

@@ -10,6 +10,8 @@ for PANNs' class logits is `eval.detector.EventDetector.class_logits`.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import sys
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,7 +28,8 @@ from tclap.model import ClapEncoder, load_clap
 
 VGGISH_SAMPLE_RATE = 16000
 PANNS_SAMPLE_RATE = 16000
-MIN_SECONDS = 0.1  # shorter files are an error, not a score: a few frames say nothing about a clip
+MIN_SECONDS = 0.1  # shorter files are an error, not a score: a few frames say nothing about a clip;
+# a model that needs more says so in its own `min_seconds`
 # audioldm_eval's CNN14 front end at 16 kHz
 PANNS_16K = dict(sample_rate=16000, window_size=512, hop_size=160, mel_bins=64, fmin=50, fmax=8000,
                  classes_num=527)
@@ -55,7 +58,7 @@ def pooled_embeddings(embedder: FrameEmbedder, paths: Iterable[str | Path]) -> n
         embedder: the embedding model.
         paths: audio files, resampled to the embedder's rate on loading.
     """
-    frames = [embedder.frame_embeddings(load_audio(p, embedder.sample_rate, MIN_SECONDS)) for p in paths]
+    frames = [embedder.frame_embeddings(load_audio(p, embedder.sample_rate, _min_seconds(embedder))) for p in paths]
     if not frames:
         raise DataError("embeddings: no audio files given")
     return np.concatenate(frames)
@@ -68,7 +71,12 @@ def clip_logits(classifier: ClipClassifier, paths: Iterable[str | Path]) -> dict
         classifier: the classification model.
         paths: audio files, resampled to the classifier's rate on loading.
     """
-    return {Path(p).stem: classifier.class_logits(load_audio(p, classifier.sample_rate, MIN_SECONDS)) for p in paths}
+    rate, min_seconds = classifier.sample_rate, _min_seconds(classifier)
+    return {Path(p).stem: classifier.class_logits(load_audio(p, rate, min_seconds)) for p in paths}
+
+
+def _min_seconds(model: FrameEmbedder | ClipClassifier) -> float:
+    return max(MIN_SECONDS, getattr(model, "min_seconds", 0.0))
 
 
 def _checkpoint(path: str | Path, what: str) -> Path:
@@ -78,11 +86,43 @@ def _checkpoint(path: str | Path, what: str) -> Path:
     return path
 
 
+def _missing(package: str, purpose: str) -> DataError:
+    return DataError(f"{purpose} needs the optional package {package!r} (pip install {package})")
+
+
 def _optional_module(name: str, package: str, purpose: str) -> ModuleType:
     try:
         return importlib.import_module(name)
     except ImportError:
-        raise DataError(f"{purpose} needs the optional package {package!r} (pip install {package})") from None
+        raise _missing(package, purpose) from None
+
+
+def _bare_vggish() -> torch.nn.Module:
+    """torchvggish's network without its PCA postprocessor (`VGGish()` fetches the PCA file). The
+    GitHub tree (torch.hub) has `vggish.VGG(features)`, the PyPI release `torchvggish.VGG(features, postprocess)`."""
+    try:
+        network = importlib.import_module("torchvggish.vggish")
+        return network.VGG(network.make_layers())
+    except ImportError:
+        network = _optional_module("torchvggish.torchvggish", "torchvggish", "VGGish (FAD)")
+        return network.VGG(network.make_layers(), postprocess=False)
+
+
+def _panns_models() -> ModuleType:
+    """`panns_inference.models` without running the package's `__init__`, whose config module calls
+    wget for AudioSet's label CSV on import (offline it leaves an empty ~/panns_data/class_labels_indices.csv)."""
+    if "panns_inference" in sys.modules:  # imported by the caller already
+        return _optional_module("panns_inference.models", "panns_inference", "PANNs CNN14 (KL)")
+    spec = importlib.util.find_spec("panns_inference")
+    if spec is None:
+        raise _missing("panns_inference", "PANNs CNN14 (KL)")
+    package = ModuleType("panns_inference")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules["panns_inference"] = package  # a bare parent: importing the submodule skips __init__
+    try:
+        return importlib.import_module("panns_inference.models")
+    finally:
+        del sys.modules["panns_inference"]
 
 
 class VGGishEmbedder:
@@ -93,20 +133,20 @@ class VGGishEmbedder:
     """
 
     sample_rate = VGGISH_SAMPLE_RATE
+    min_seconds = (400 + 95 * 160) / VGGISH_SAMPLE_RATE  # one 96-frame example: 25 ms windows, 10 ms hop
 
     def __init__(self, checkpoint: str | Path):
         path = _checkpoint(checkpoint, "VGGish checkpoint (torchvggish vggish-10086976.pth)")
-        vggish = _optional_module("torchvggish.vggish", "torchvggish", "VGGish (FAD)")
         self._examples = _optional_module("torchvggish.vggish_input", "torchvggish",
                                           "VGGish (FAD)").waveform_to_examples
-        self.model = vggish.VGG(vggish.make_layers())  # the bare network: VGGish() may fetch PCA files
+        self.model = _bare_vggish()
         self.model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         self.model.embeddings = self.model.embeddings[:-1]  # audioldm_eval drops the last ReLU
         self.model.eval()
 
     @torch.no_grad()
     def frame_embeddings(self, audio: np.ndarray) -> np.ndarray:
-        examples = torch.as_tensor(np.asarray(self._examples(audio, self.sample_rate)), dtype=torch.float32)
+        examples = torch.as_tensor(self._examples(audio, self.sample_rate), dtype=torch.float32).detach()
         return self.model(examples.reshape(-1, 1, *examples.shape[-2:])).numpy()
 
 
@@ -119,11 +159,11 @@ class PannsClassifier:
     """
 
     sample_rate = PANNS_SAMPLE_RATE
+    min_seconds = 31 * 160 / PANNS_SAMPLE_RATE  # 32 frames survive CNN14's five 2x poolings in time
 
     def __init__(self, checkpoint: str | Path):
         path = _checkpoint(checkpoint, "PANNs CNN14 16 kHz checkpoint (Cnn14_16k_mAP=0.438.pth)")
-        models = _optional_module("panns_inference.models", "panns_inference", "PANNs CNN14 (KL)")
-        self.model = models.Cnn14(**PANNS_16K)
+        self.model = _panns_models().Cnn14(**PANNS_16K)
         state = torch.load(path, map_location="cpu", weights_only=True)
         self.model.load_state_dict(state.get("model", state))
         self.model.eval()

@@ -1,12 +1,14 @@
 """Embedders: clear errors on the real (checkpoint) paths, and the offline CLAP stand-in."""
 from __future__ import annotations
 
-import importlib.util
+import sys
 
 import numpy as np
 import pytest
+import torch
 
-from eval.embedders import ClapAudioEmbedder, PannsClassifier, VGGishEmbedder, clip_logits, pooled_embeddings
+from eval.embedders import (PANNS_16K, ClapAudioEmbedder, PannsClassifier, VGGishEmbedder, _bare_vggish,
+                            _panns_models, clip_logits, pooled_embeddings)
 from tclap.audio import write_wav
 from tclap.errors import DataError
 from tclap.model import ModelConfig, build_tiny, save_clap
@@ -19,13 +21,81 @@ def test_missing_checkpoint_names_the_file(model, tmp_path):
 
 
 @pytest.mark.parametrize("model, package", [(VGGishEmbedder, "torchvggish"), (PannsClassifier, "panns_inference")])
-def test_missing_package_is_named(model, package, tmp_path):
-    if importlib.util.find_spec(package) is not None:
-        pytest.skip(f"{package} is installed")
+def test_missing_package_is_named(model, package, tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m.split(".")[0] == package]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, package, None)  # what an uninstalled package looks like to import
     checkpoint = tmp_path / "weights.pth"
     checkpoint.write_bytes(b"")
     with pytest.raises(DataError, match=f"optional package '{package}'"):
         model(checkpoint)
+
+
+def _clip(seconds: float, rate: int = 16000) -> np.ndarray:
+    return (0.1 * np.random.default_rng(0).standard_normal(int(seconds * rate))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def vggish_checkpoint(tmp_path_factory):
+    """Randomly initialised weights with the real checkpoint's keys: the package's code path, no download."""
+    pytest.importorskip("torchvggish")
+    path = tmp_path_factory.mktemp("vggish") / "vggish-random.pth"
+    torch.manual_seed(0)
+    torch.save(_bare_vggish().state_dict(), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def panns_checkpoint(tmp_path_factory):
+    """A random CNN14 16 kHz saved as the released checkpoints are (weights under "model")."""
+    pytest.importorskip("panns_inference")
+    path = tmp_path_factory.mktemp("panns") / "cnn14-random.pth"
+    torch.manual_seed(0)
+    torch.save({"model": _panns_models().Cnn14(**PANNS_16K).state_dict()}, path)
+    return path
+
+
+def test_vggish_gives_one_unrectified_frame_per_0_96_s(vggish_checkpoint):
+    embedder = VGGishEmbedder(vggish_checkpoint)
+    audio = _clip(2.5)
+    frames = embedder.frame_embeddings(audio)
+    assert frames.shape == (2, 128)
+    assert (frames < 0).any()  # audioldm_eval's cut: the last ReLU is dropped
+    full = _bare_vggish()  # the package's own network with its final ReLU, same weights
+    full.load_state_dict(torch.load(vggish_checkpoint, weights_only=True))
+    with torch.no_grad():
+        examples = torch.as_tensor(embedder._examples(audio, 16000), dtype=torch.float32).reshape(-1, 1, 96, 64)
+        np.testing.assert_allclose(np.maximum(frames, 0), full.eval()(examples).numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_panns_logits_are_the_clipwise_output_before_its_sigmoid(panns_checkpoint):
+    classifier = PannsClassifier(panns_checkpoint)
+    audio = _clip(2.0)
+    logits = classifier.class_logits(audio)
+    with torch.no_grad():
+        output = classifier.model(torch.as_tensor(audio)[None])
+    assert logits.shape == (527,)
+    np.testing.assert_allclose(1 / (1 + np.exp(-logits)), output["clipwise_output"][0].numpy(), rtol=1e-5, atol=1e-7)
+    assert classifier.frame_embeddings(audio).shape == (1, 2048)
+
+
+def test_panns_import_downloads_nothing(panns_checkpoint, tmp_path, monkeypatch):
+    """panns_inference's __init__ wgets a label CSV into ~/panns_data; loading CNN14 must not run it."""
+    for name in [m for m in sys.modules if m.split(".")[0] == "panns_inference"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    PannsClassifier(panns_checkpoint)
+    assert not (tmp_path / "panns_data").exists()
+
+
+@pytest.mark.parametrize("kind, seconds", [("vggish", 0.9), ("panns", 0.25)])
+def test_clip_too_short_for_the_model_is_named(kind, seconds, vggish_checkpoint, panns_checkpoint, tmp_path):
+    model = {"vggish": lambda: VGGishEmbedder(vggish_checkpoint), "panns": lambda: PannsClassifier(panns_checkpoint)}[kind]()
+    write_wav(tmp_path / "ok.wav", _clip(model.min_seconds + 0.001), 16000)
+    write_wav(tmp_path / "blip.wav", _clip(seconds), 16000)
+    pooled_embeddings(model, [tmp_path / "ok.wav"])  # the threshold itself is enough for one frame
+    with pytest.raises(DataError, match="blip.wav: too short"):
+        pooled_embeddings(model, [tmp_path / "blip.wav"])
 
 
 @pytest.fixture(scope="module")

@@ -65,6 +65,9 @@ class LdmModelConfig:
                             f"{', '.join(PREDICTION_TYPES)}")
         if self.snr_gamma is not None and not self.snr_gamma > 0:
             raise DataError(f"model.snr_gamma: {self.snr_gamma} must be positive (or null for plain MSE)")
+        if self.cond == "msclap":  # refused here, before msclap fetches its weights
+            raise DataError("--cond msclap cannot train an AudioLDM: AudioLDMPipeline needs a CLAP text tower "
+                            "(ClapTextModelWithProjection) to save and sample from, and msclap has none")
         if self.standardise_condition and self.unet not in ("tiny", "scratch"):
             raise DataError(f"model.standardise_condition initialises a fresh UNet; model.unet is {self.unet!r}")
 
@@ -343,9 +346,6 @@ class AudioLdmTraining:
         val_clips = validation_clips(cfg.data, self.sample_rate)
         self.vae = load_vae(cfg.model.vae, "model.vae")
         self.encoder = resolve_encoder(cfg.model.cond, cfg.model.clap, cfg.model.tclap)
-        if self.encoder.text_encoder is None:
-            raise DataError(f"--cond {cfg.model.cond}: AudioLDMPipeline needs a CLAP text tower "
-                            "(ClapTextModelWithProjection) to save and sample from; this encoder has none")
         self.unet = build_unet(cfg.model, self.encoder.width, self.vae.config.latent_channels, seed)
         device = PartialState().device
         self.vocoder = load_component("vocoder", cfg.model.vocoder).to(device)

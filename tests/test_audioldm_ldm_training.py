@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -241,13 +242,22 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(sections):
         assert torch.equal(a[name], b[name]), name
 
 
-def test_bad_input_is_refused_before_training(sections, parts, tmp_path, capsys):
+class _NoMsclap:
+    def __getattr__(self, name):
+        raise AssertionError("msclap was used before the refusal")
+
+
+def test_bad_input_is_refused_before_training(sections, parts, tmp_path, capsys, monkeypatch):
     from train_audioldm import main
 
     path = write_config(tmp_path / "run.yaml", sections())
     with pytest.raises(SystemExit):
         main(["--cond", "laion", "--config", str(path)])
     assert "--cond 'laion': expected one of clap, tclap, msclap or a CLAP directory path" in capsys.readouterr().err
+    monkeypatch.setitem(sys.modules, "msclap", _NoMsclap())  # building msclap's CLAP would fetch its weights
+    with pytest.raises(SystemExit):
+        main(["--cond", "msclap", "--config", str(path)])
+    assert "--cond msclap cannot train an AudioLDM" in capsys.readouterr().err
     with pytest.raises(DataError, match=re.escape(f"model.vae: cannot load a VAE from '{tmp_path / 'no_vae'}'")):
         run(config(sections(model={"vae": str(tmp_path / "no_vae")})))
     tiny_unet(WIDTH // 2).save_pretrained(tmp_path / "narrow_unet")

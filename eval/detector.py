@@ -65,6 +65,11 @@ class DetectorConfig:
     seed: int = 0
 
 
+def active_frames(probabilities: np.ndarray, median_frames: int, threshold: float) -> np.ndarray:
+    """(T, C) frame probabilities -> (T, C) booleans: median-filtered over time, then thresholded."""
+    return median_filter(probabilities, size=(median_frames, 1), mode="nearest") > threshold
+
+
 def log_mel_frames(audio: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
     """(T, n_mels) log-mel power in dB, floored at -100 dB; frame t is centred on t * hop_length."""
     mel = librosa.feature.melspectrogram(y=audio.astype(np.float32), sr=cfg.sample_rate, n_fft=cfg.n_fft,
@@ -141,10 +146,8 @@ class EventDetector(nn.Module):
         return expit(self.frame_logits(audio))
 
     def activity(self, audio: np.ndarray) -> np.ndarray:
-        """(T, n_classes) booleans: probabilities median-filtered over time, then thresholded."""
-        probabilities = median_filter(self.frame_probabilities(audio), size=(self.cfg.median_frames, 1),
-                                      mode="nearest")
-        return probabilities > self.cfg.threshold
+        """(T, n_classes) booleans: which classes sound in which frames."""
+        return active_frames(self.frame_probabilities(audio), self.cfg.median_frames, self.cfg.threshold)
 
     @torch.no_grad()
     def frame_embeddings(self, audio: np.ndarray) -> np.ndarray:

@@ -9,6 +9,7 @@ for PANNs' class logits is `eval.detector.EventDetector.class_logits`.
 """
 from __future__ import annotations
 
+import csv
 import importlib
 import importlib.util
 import sys
@@ -21,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from eval.detector import EventDetector
+from eval.detector import EventDetector, active_frames
 from tclap.audio import load_audio
 from tclap.errors import DataError
 from tclap.model import ClapEncoder, load_clap
@@ -33,6 +34,10 @@ MIN_SECONDS = 0.1  # shorter files are an error, not a score: a few frames say n
 # audioldm_eval's CNN14 front end at 16 kHz
 PANNS_16K = dict(sample_rate=16000, window_size=512, hop_size=160, mel_bins=64, fmin=50, fmax=8000,
                  classes_num=527)
+# PANNs' released sound-event-detection CNN14 (Cnn14_DecisionLevelMax_mAP=0.385.pth) runs at 32 kHz
+PANNS_SED_32K = dict(sample_rate=32000, window_size=1024, hop_size=320, mel_bins=64, fmin=50, fmax=14000,
+                     classes_num=527)
+AUDIOSET_LABELS = "class_labels_indices.csv"  # AudioSet's index,mid,display_name table
 
 
 class FrameEmbedder(Protocol):
@@ -58,7 +63,7 @@ def pooled_embeddings(embedder: FrameEmbedder, paths: Iterable[str | Path]) -> n
         embedder: the embedding model.
         paths: audio files, resampled to the embedder's rate on loading.
     """
-    frames = [embedder.frame_embeddings(load_audio(p, embedder.sample_rate, _min_seconds(embedder))) for p in paths]
+    frames = [embedder.frame_embeddings(load_audio(p, embedder.sample_rate, min_seconds(embedder))) for p in paths]
     if not frames:
         raise DataError("embeddings: no audio files given")
     return np.concatenate(frames)
@@ -71,11 +76,12 @@ def clip_logits(classifier: ClipClassifier, paths: Iterable[str | Path]) -> dict
         classifier: the classification model.
         paths: audio files, resampled to the classifier's rate on loading.
     """
-    rate, min_seconds = classifier.sample_rate, _min_seconds(classifier)
-    return {Path(p).stem: classifier.class_logits(load_audio(p, rate, min_seconds)) for p in paths}
+    rate, shortest = classifier.sample_rate, min_seconds(classifier)
+    return {Path(p).stem: classifier.class_logits(load_audio(p, rate, shortest)) for p in paths}
 
 
-def _min_seconds(model: FrameEmbedder | ClipClassifier) -> float:
+def min_seconds(model) -> float:
+    """The shortest file `model` scores: MIN_SECONDS, or the model's own `min_seconds` if longer."""
     return max(MIN_SECONDS, getattr(model, "min_seconds", 0.0))
 
 
@@ -181,6 +187,53 @@ class PannsClassifier:
         return self.model(torch.as_tensor(audio, dtype=torch.float32)[None])["embedding"].numpy()  # (1, 2048)
 
 
+class PannsDetector:
+    """PANNs' sound-event-detection CNN14 (`Cnn14_DecisionLevelMax`, 32 kHz): frame-wise AudioSet class
+    activity, the detector behind event-order accuracy on real data (`eval/order.py --detector panns-sed:CKPT`).
+    Class names are AudioSet's display names, read from `class_labels_indices.csv` next to the
+    checkpoint, where panns_inference keeps both.
+
+    Args:
+        checkpoint: Cnn14_DecisionLevelMax_mAP=0.385.pth (weights under "model").
+        threshold: frame probability above which a class is active.
+        median_frames: median filter length over time (frames of 10 ms) applied before thresholding.
+    """
+
+    sample_rate = PANNS_SED_32K["sample_rate"]
+    min_seconds = 31 * PANNS_SED_32K["hop_size"] / PANNS_SED_32K["sample_rate"]  # as PannsClassifier's
+    frame_seconds = PANNS_SED_32K["hop_size"] / PANNS_SED_32K["sample_rate"]
+
+    def __init__(self, checkpoint: str | Path, threshold: float = 0.5, median_frames: int = 5):
+        path = _checkpoint(checkpoint, "PANNs SED checkpoint (Cnn14_DecisionLevelMax_mAP=0.385.pth)")
+        self.classes = audioset_labels(path.parent / AUDIOSET_LABELS)
+        self.model = _panns_models().Cnn14_DecisionLevelMax(**PANNS_SED_32K)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.model.load_state_dict(state.get("model", state))
+        self.model.eval()
+        self.threshold, self.median_frames = threshold, median_frames
+
+    @torch.no_grad()
+    def frame_probabilities(self, audio: np.ndarray) -> np.ndarray:
+        """(T, 527) probabilities, one frame per 10 ms."""
+        return self.model(torch.as_tensor(audio, dtype=torch.float32)[None])["framewise_output"][0].numpy()
+
+    def activity(self, audio: np.ndarray) -> np.ndarray:
+        """(T, 527) booleans, as the offline detector's `activity`."""
+        return active_frames(self.frame_probabilities(audio), self.median_frames, self.threshold)
+
+
+def audioset_labels(path: Path) -> list[str]:
+    """The 527 AudioSet display names, in class-index order."""
+    if not path.is_file():
+        raise DataError(f"{path}: AudioSet's label table not found (put class_labels_indices.csv next to the "
+                        "checkpoint; nothing is downloaded)")
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "display_name" not in rows[0] or len(rows) != PANNS_SED_32K["classes_num"]:
+        raise DataError(f"{path}: expected {PANNS_SED_32K['classes_num']} rows with a display_name column")
+    return [row["display_name"] for row in rows]
+
+
 class ClapAudioEmbedder:
     """OFFLINE STAND-IN for VGGish: our CLAP checkpoint's audio embedding of each window of a clip.
 
@@ -206,22 +259,28 @@ class ClapAudioEmbedder:
                           for c in chunks]).numpy()
 
 
-SCORERS = ("vggish", "panns", "clap", "detector")
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3"}
+SCORERS = {"vggish": VGGishEmbedder, "panns": PannsClassifier, "panns-sed": PannsDetector, "clap": ClapAudioEmbedder,
+           "detector": EventDetector}
 
 
-def load_scorer(spec: str):
-    """A model from `KIND:PATH`: vggish:CKPT, panns:CKPT, clap:DIR (offline stand-in) or detector:FILE.
+def load_scorer(spec: str, gives: str):
+    """A model from `KIND:PATH`: vggish:CKPT, panns:CKPT, panns-sed:CKPT (frame-wise detector), clap:DIR
+    (offline stand-in) or detector:FILE.
 
     Args:
         spec: e.g. "panns:/ckpt/Cnn14_16k_mAP=0.438.pth" or "detector:results/offline/detector.pt".
+        gives: the method the caller needs ("class_logits", "frame_embeddings" or "activity"); a
+            kind without it is refused before anything loads.
     """
     kind, sep, path = spec.partition(":")
     if not sep or kind not in SCORERS or not path:
         raise DataError(f"{spec!r}: expected KIND:PATH with KIND one of {', '.join(SCORERS)}")
-    if kind == "detector":
-        return EventDetector.load(path)
-    return {"vggish": VGGishEmbedder, "panns": PannsClassifier, "clap": ClapAudioEmbedder}[kind](path)
+    model = SCORERS[kind]
+    if not hasattr(model, gives):
+        able = [k for k, m in SCORERS.items() if hasattr(m, gives)]
+        raise DataError(f"{spec!r}: a {kind} model gives no {gives}; use one of {', '.join(able)}")
+    return model.load(path) if kind == "detector" else model(path)
 
 
 def audio_files(folder: str | Path) -> list[Path]:

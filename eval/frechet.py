@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="vggish:CKPT (FAD), panns:CKPT, clap:DIR or detector:FILE (offline stand-ins)")
     args = parser.parse_args(argv)
     try:
-        embedder = load_scorer(args.embedder)
+        embedder = load_scorer(args.embedder, "frame_embeddings")
         reference, generated = (pooled_embeddings(embedder, audio_files(d)) for d in (args.reference, args.generated))
         distance = embedding_frechet_distance(reference, generated)
     except DataError as error:

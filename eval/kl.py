@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classifier", required=True, help="panns:CNN14_16K_CKPT, or detector:FILE (offline)")
     args = parser.parse_args(argv)
     try:
-        classifier = load_scorer(args.classifier)
+        classifier = load_scorer(args.classifier, "class_logits")
         pairs = pair_by_stem(audio_files(args.reference), audio_files(args.generated))
         scores = paired_kl(clip_logits(classifier, [r for r, _ in pairs]), clip_logits(classifier, [g for _, g in pairs]))
     except DataError as error:

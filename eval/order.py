@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.embedders import MIN_SECONDS, audio_files, files_by_stem, load_scorer
+from eval.embedders import SCORERS, audio_files, files_by_stem, load_scorer, min_seconds
 from tclap.audio import load_audio
 from tclap.errors import DataError
 
@@ -181,12 +181,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Event-order accuracy (STEAM ordering errors) of generated clips.")
     parser.add_argument("clips", help="folder of generated clips, named <id>.wav")
     parser.add_argument("--prompts", required=True, help="JSON lines with `id` and `events` (classes in order)")
-    parser.add_argument("--detector", required=True, help="detector file (python eval/detector.py)")
+    parser.add_argument("--detector", required=True, help="detector file (python eval/detector.py), or "
+                                                          "panns-sed:CKPT (PANNs' frame-wise CNN14, real data)")
     parser.add_argument("--merge-gap", type=int, default=0, help="frames of flicker merged into one segment")
     parser.add_argument("--csv", type=Path, help="write one row per clip, with onsets")
     args = parser.parse_args(argv)
     try:
-        detector = load_scorer(f"detector:{args.detector}")
+        spec = args.detector if args.detector.partition(":")[0] in SCORERS else f"detector:{args.detector}"
+        detector = load_scorer(spec, "activity")
         requests = read_requests(args.prompts)
         files = files_by_stem(audio_files(args.clips), args.clips)
         missing = sorted(set(requests) - set(files))
@@ -197,7 +199,8 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             raise DataError(f"{args.prompts}: event class(es) {unknown} unknown to the detector {detector.classes}")
         ids = sorted(requests)
-        activities = [detector.activity(load_audio(files[i], detector.sample_rate, MIN_SECONDS)) for i in ids]
+        shortest = min_seconds(detector)
+        activities = [detector.activity(load_audio(files[i], detector.sample_rate, shortest)) for i in ids]
         scores, verdicts = order_accuracy(activities, [[detector.classes.index(e) for e in requests[i]] for i in ids],
                                           args.merge_gap)
     except DataError as error:

@@ -1,14 +1,16 @@
 """Embedders: clear errors on the real (checkpoint) paths, and the offline CLAP stand-in."""
 from __future__ import annotations
 
+import json
 import sys
 
 import numpy as np
 import pytest
 import torch
 
-from eval.embedders import (PANNS_16K, ClapAudioEmbedder, PannsClassifier, VGGishEmbedder, _bare_vggish,
-                            _panns_models, clip_logits, pooled_embeddings)
+from eval.embedders import (AUDIOSET_LABELS, PANNS_16K, PANNS_SED_32K, ClapAudioEmbedder, PannsClassifier,
+                            PannsDetector, VGGishEmbedder, _bare_vggish, _panns_models, clip_logits, load_scorer,
+                            pooled_embeddings)
 from tclap.audio import write_wav
 from tclap.errors import DataError
 from tclap.model import ModelConfig, build_tiny, save_clap
@@ -146,3 +148,56 @@ def test_clip_logits_are_keyed_by_stem(tmp_path):
     logits = clip_logits(_FirstSamplesClassifier(), [tmp_path / "x.wav"])
     assert list(logits) == ["x"]
     np.testing.assert_allclose(logits["x"], [0.5, -0.25, 0.125], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def panns_sed_checkpoint(tmp_path_factory):
+    """A random Cnn14_DecisionLevelMax with a made-up AudioSet label table next to it, as panns_inference lays them out."""
+    pytest.importorskip("panns_inference")
+    folder = tmp_path_factory.mktemp("panns_sed")
+    torch.manual_seed(0)
+    torch.save({"model": _panns_models().Cnn14_DecisionLevelMax(**PANNS_SED_32K).state_dict()}, folder / "sed.pth")
+    rows = ["index,mid,display_name"] + [f"{i},/m/{i},Class {i}" for i in range(527)]
+    (folder / AUDIOSET_LABELS).write_text("\n".join(rows) + "\n")
+    return folder / "sed.pth"
+
+
+def test_panns_detector_activity_is_the_filtered_thresholded_framewise_output(panns_sed_checkpoint):
+    detector = PannsDetector(panns_sed_checkpoint, threshold=0.5, median_frames=5)
+    audio = _clip(1.0, detector.sample_rate)
+    probabilities = detector.frame_probabilities(audio)
+    assert probabilities.shape == (1 + len(audio) // 320, 527) and detector.frame_seconds == 0.01
+    assert detector.classes[:2] == ["Class 0", "Class 1"]
+    padded = np.pad(probabilities, ((2, 2), (0, 0)), mode="edge")  # an independent running median
+    medians = np.median(np.lib.stride_tricks.sliding_window_view(padded, 5, axis=0), axis=-1)
+    np.testing.assert_array_equal(detector.activity(audio), medians > 0.5)
+
+
+def test_panns_detector_needs_the_label_table(panns_sed_checkpoint, tmp_path):
+    alone = tmp_path / "sed.pth"
+    alone.write_bytes(panns_sed_checkpoint.read_bytes())
+    with pytest.raises(DataError, match=f"{AUDIOSET_LABELS}: AudioSet's label table not found"):
+        PannsDetector(alone)
+    (tmp_path / AUDIOSET_LABELS).write_text("index,mid,display_name\n0,/m/0,Speech\n")
+    with pytest.raises(DataError, match="expected 527 rows"):
+        PannsDetector(alone)
+
+
+def test_order_script_runs_on_the_panns_detector(panns_sed_checkpoint, tmp_path, capsys):
+    from eval.order import main
+
+    (tmp_path / "clips").mkdir()
+    write_wav(tmp_path / "clips" / "p0.wav", _clip(1.0), 16000)
+    (tmp_path / "prompts.jsonl").write_text(json.dumps({"id": "p0", "events": ["Class 3", "Class 7"]}) + "\n")
+    main([str(tmp_path / "clips"), "--prompts", str(tmp_path / "prompts.jsonl"),
+          "--detector", f"panns-sed:{panns_sed_checkpoint}", "--csv", str(tmp_path / "clips.csv")])
+    assert json.loads(capsys.readouterr().out)["clips"] == 1
+    assert (tmp_path / "clips.csv").read_text().startswith("id,")
+
+
+@pytest.mark.parametrize("spec, gives, able", [("clap:/nowhere", "class_logits", "panns, detector"),
+                                               ("panns-sed:/nowhere", "frame_embeddings", "vggish, panns, clap, detector"),
+                                               ("vggish:/nowhere", "activity", "panns-sed, detector")])
+def test_a_scorer_without_the_needed_output_is_refused_before_loading(spec, gives, able):
+    with pytest.raises(DataError, match=f"gives no {gives}; use one of {able}$"):
+        load_scorer(spec, gives)

@@ -78,7 +78,7 @@ def test_fad_script_is_zero_for_a_folder_against_itself(folders, capsys):
 def test_bad_scorer_specs_and_empty_folders_are_named(folders, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tclap(["fad", str(folders / "reference"), str(folders / "reference"), "--embedder", "openl3:/x"])
-    assert "expected KIND:PATH with KIND one of vggish, panns, clap, detector" in capsys.readouterr().err
+    assert "expected KIND:PATH with KIND one of vggish, panns, panns-sed, clap, detector" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit):
         tclap(["fad", str(tmp_path / "empty"), str(folders / "reference"), "--embedder", f"detector:{DETECTOR}"])

@@ -136,7 +136,10 @@ def _experiment(args: argparse.Namespace) -> None:
         return _generation_experiment(args)
     from tclap.experiment import ExperimentConfig, run_offline
 
-    experiment = ExperimentConfig(seeds=args.seeds or DEFAULT_SEEDS, baseline_steps=args.baseline_steps, tclap_steps=args.tclap_steps)
+    experiment = ExperimentConfig(seeds=args.seeds or DEFAULT_SEEDS, baseline_steps=args.baseline_steps,
+                                  tclap_steps=args.tclap_steps)
+    if args.tclap_config:
+        experiment.tclap = str(args.tclap_config)
     run_offline(args.out or Path("results/offline"), args.config or REPO_CONFIGS / "data" / "offline.yaml",
                 workers=args.workers, library=args.library, clips=args.clips, experiment=experiment)
 
@@ -313,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     offline.add_argument("--library", type=Path, help="sound library in ESC-50 layout instead of the synthesised world")
     offline.add_argument("--baseline-steps", type=int, help="baseline CLAP steps (default: its run config's)")
     offline.add_argument("--tclap-steps", type=int, help="T-CLAP and control steps (default: their run config's)")
+    offline.add_argument("--tclap-config", type=Path, help="run config of T-CLAP and the control (default "
+                                                           "configs/tclap/offline.yaml; offline_long.yaml learns order)")
     generation = p.add_argument_group("generation")
     generation.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR",
                             help="a pipeline to score (repeatable; default: the two offline AudioLDMs)")

@@ -4,11 +4,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tclap.cli import main
 from tclap.data.mixup import MANIFEST, read_manifest
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def run(capsys, *argv):
@@ -128,8 +131,12 @@ def test_offline_experiment_on_a_users_uneven_library(world, tmp_path, capsys):
     config = tmp_path / "small.yaml"
     config.write_text("mixup:\n  clips: 30\n  clip_seconds: 4.0\n")
     out = run(capsys, "experiment", "offline", "--out", tmp_path / "run", "--config", config, "--workers", 1,
-              "--library", library, "--seeds", 3, "--baseline-steps", 2, "--tclap-steps", 2)
+              "--library", library, "--seeds", 3, "--baseline-steps", 2, "--tclap-steps", 2,
+              "--tclap-config", REPO / "configs" / "tclap" / "offline_long.yaml")
     assert "| tclap |" in out and not (tmp_path / "run" / "world").exists()
+    for model, weight in (("tclap", 1.0), ("control", 0.0)):  # offline_long's lambda, and the control's 0
+        ran = json.loads((tmp_path / "run" / "seed3" / model / "run_config.json").read_text())["config"]
+        assert ran["loss"]["temporal_weight"] == weight and ran["data"]["batch_mix"] == {"positive_only": 1, "temporal": 1}
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert sum(summary["mixup"]["clips_per_split"].values()) == 30
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import ClapTextModelWithProjection
+from transformers.utils import logging as hf_logging
 
 from tclap.errors import DataError
 from tclap.model import ClapEncoder, load_clap
@@ -38,6 +39,22 @@ def caption_embeds(text_encoder: ClapTextModelWithProjection, tokenizer, texts: 
     return F.normalize(output.text_embeds, dim=-1)
 
 
+def text_tower(name_or_dir: str | Path) -> ClapTextModelWithProjection:
+    """A full CLAP checkpoint's text tower and projection, AudioLDMPipeline's text encoder. transformers'
+    load report would list every audio weight as unexpected, so it is silenced and only a missing
+    text weight is an error."""
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        tower, info = ClapTextModelWithProjection.from_pretrained(str(name_or_dir), output_loading_info=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if info["missing_keys"]:
+        raise DataError(f"{name_or_dir}: the CLAP checkpoint lacks text-tower weights "
+                        f"{', '.join(sorted(info['missing_keys'])[:5])}")
+    return tower
+
+
 class ClapConditionEncoder(nn.Module):
     """A transformers CLAP checkpoint (hub id or `save_pretrained` directory) as a frozen conditioner.
 
@@ -49,7 +66,7 @@ class ClapConditionEncoder(nn.Module):
         super().__init__()
         model, processor = load_clap(name_or_dir)
         self.clap = ClapEncoder(model, processor).eval()  # audio path: batched torch front end
-        self.text_encoder = ClapTextModelWithProjection.from_pretrained(str(name_or_dir)).eval()
+        self.text_encoder = text_tower(name_or_dir).eval()
         self.tokenizer = processor.tokenizer
         self.width = model.config.projection_dim
         self.sample_rate = self.clap.sample_rate

@@ -1,13 +1,15 @@
 """Conditioning encoders: `--cond` resolution, embeddings against ClapModel's own feature path, errors."""
 from __future__ import annotations
 
+import shutil
 import sys
 
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 from transformers import ClapFeatureExtractor, ClapModel, ClapTextModelWithProjection
 
-from audioldm_cond.encoders import ClapConditionEncoder, check_unet_width, resolve_encoder
+from audioldm_cond.encoders import ClapConditionEncoder, check_unet_width, resolve_encoder, text_tower
 from audioldm_cond.pipeline import tiny_unet
 from tclap.errors import DataError
 from tclap.model import ModelConfig, build_tiny, save_clap
@@ -31,6 +33,17 @@ def test_a_directory_value_gives_a_clap_encoder_with_its_text_tower(encoder, cla
     assert isinstance(encoder.text_encoder, ClapTextModelWithProjection)
     assert encoder.width == 32 and encoder.sample_rate == 16000
     assert encoder.tokenizer.model_max_length == 78  # max_position_embeddings 80 minus RoBERTa's offset
+
+
+def test_text_tower_loads_quietly_but_refuses_missing_text_weights(clap_dir, tmp_path, capfd):
+    text_tower(clap_dir)
+    assert "UNEXPECTED" not in capfd.readouterr().err  # the audio weights of a full CLAP are expected
+    broken = tmp_path / "broken"
+    shutil.copytree(clap_dir, broken)
+    weights = load_file(broken / "model.safetensors")
+    save_file({k: v for k, v in weights.items() if "text_projection" not in k}, broken / "model.safetensors")
+    with pytest.raises(DataError, match="lacks text-tower weights text_projection"):
+        text_tower(broken)
 
 
 def test_text_embeds_match_clap_model_text_features(encoder, clap_dir):

@@ -155,8 +155,8 @@ class DemoApp:
                 refresh = gr.Button("Refresh", elem_id="refresh")
                 download = gr.File(label="ratings.csv", elem_id="csv")
                 export = gr.Button("Export CSV", elem_id="export")
-                refresh.click(self.results, outputs=table, concurrency_limit=None)
-                export.click(self.export, outputs=download, concurrency_limit=None)
+                refresh.click(self.results, outputs=table, concurrency_limit=None, api_visibility="private")
+                export.click(self.export, outputs=download, concurrency_limit=None, api_visibility="private")
         return blocks
 
     def _compare_tab(self) -> None:
@@ -178,9 +178,9 @@ class DemoApp:
                                 gr.Image(label=f"{name} spectrogram", type="numpy", interactive=False,
                                          elem_id=f"spectrogram-{index}"),
                                 gr.Markdown(elem_id=f"events-{index}")]
-        swap.click(self.swap, inputs=prompt, outputs=prompt, concurrency_limit=None)
-        generate.click(self.compare, inputs=[prompt, seed, steps, guidance], outputs=outputs)
-        prompt.submit(self.compare, inputs=[prompt, seed, steps, guidance], outputs=outputs)
+        swap.click(self.swap, inputs=prompt, outputs=prompt, concurrency_limit=None, api_visibility="private")
+        generate.click(self.compare, inputs=[prompt, seed, steps, guidance], outputs=outputs, api_name="compare")
+        prompt.submit(self.compare, inputs=[prompt, seed, steps, guidance], outputs=outputs, api_visibility="private")
 
     def _rate_tab(self) -> None:
         gr.Markdown("Rate each clip from 1 (bad) to 5 (excellent). You are not told which model made it.")
@@ -196,8 +196,10 @@ class DemoApp:
         mos_t = gr.Radio(scores, label="MOS_t: do the events come in the order the text says?", elem_id="mos-t")
         submit = gr.Button("Submit rating", variant="primary", elem_id="submit")
         shown = [sample, progress, text, audio, mos_r, mos_t]
-        start.click(self.next_sample, inputs=rater, outputs=shown, concurrency_limit=None)
-        submit.click(self.submit, inputs=[rater, sample, mos_r, mos_t], outputs=shown, concurrency_limit=None)
+        # Ratings only through the page: a script could otherwise fill the database (api_visibility="private").
+        start.click(self.next_sample, inputs=rater, outputs=shown, concurrency_limit=None, api_visibility="private")
+        submit.click(self.submit, inputs=[rater, sample, mos_r, mos_t], outputs=shown, concurrency_limit=None,
+                     api_visibility="private")
 
 
 def rating_set_for(studio: Studio, cfg: DemoConfig) -> dict:

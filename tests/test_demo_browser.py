@@ -94,6 +94,15 @@ def test_the_app_binds_localhost_only(server):
         assert outside.connect_ex((address, port)) != 0
 
 
+def test_only_generation_is_an_api_endpoint(server):
+    """Ratings go through the page only: a script must not be able to fill the database."""
+    import json
+
+    with urllib.request.urlopen(server[0] + "gradio_api/info", timeout=10) as response:
+        info = json.load(response)
+    assert set(info["named_endpoints"]) == {"/compare"} and not info["unnamed_endpoints"]
+
+
 def test_swap_generate_rate_and_see_the_rating_counted(page, server):
     from playwright.sync_api import expect
 

@@ -24,6 +24,11 @@ from accelerate.utils import ProjectConfiguration, set_seed
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from tclap.errors import DataError
+
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+
 
 @dataclass
 class TrainConfig:
@@ -43,6 +48,12 @@ class TrainConfig:
     log_every: int = 10
     num_workers: int = 0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
+            self.mixed_precision = "no"
+        if self.mixed_precision not in MIXED_PRECISION:
+            raise DataError(f"train.mixed_precision: {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
 
 
 class TrainingDiverged(RuntimeError):

@@ -279,6 +279,12 @@ def test_configs_parse_and_paper_scratch_unet_has_audioldm_s_shapes():
     assert tuple(unet.config.block_out_channels) == (128, 256, 384, 640)
     assert unet.config.in_channels == unet.config.out_channels == 8
     assert unet.config.down_block_types[0] == "DownBlock2D" and unet.config.up_block_types[-1] == "UpBlock2D"
+    gpu = read_run_config(LdmRunConfig, ROOT / "configs/audioldm/offline_gpu.yaml", [])
+    assert gpu.model.prediction_type == "v_prediction" and gpu.train.mixed_precision == "bf16"
+    unet = build_unet(gpu.model, width=128, latent_channels=8, seed=0)  # the offline CLAPs' width
+    assert 8e6 < sum(p.numel() for p in unet.parameters()) < 1e7
+    out = unet(torch.zeros(1, 8, 100, 16), 10, encoder_hidden_states=None, class_labels=torch.zeros(1, 128)).sample
+    assert out.shape == (1, 8, 100, 16)  # a 4-s clip's latents pass the four levels
 
 
 @pytest.mark.slow

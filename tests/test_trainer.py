@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from tclap.errors import DataError
 from tclap.trainer import LaunchMismatch, TrainConfig, Trainer, TrainerParts, TrainingDiverged, checkpoints
 
 
@@ -120,3 +121,15 @@ def test_processes_that_accelerate_did_not_join_are_refused(tmp_path, monkeypatc
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; this process runs alone
     with pytest.raises(LaunchMismatch, match="ACCELERATE_USE_CPU=1"):
         Trainer(config(tmp_path), parts())
+
+
+def test_mixed_precision_no_survives_yaml_and_others_are_refused():
+    """YAML 1.1 reads `--set train.mixed_precision=no` as false; accelerate would refuse that."""
+    from tclap.config import read_run_config
+    from tclap.train import RunConfig
+
+    root = Path(__file__).resolve().parent.parent
+    cfg = read_run_config(RunConfig, root / "configs" / "tclap" / "offline.yaml", ["train.mixed_precision=no"])
+    assert cfg.train.mixed_precision == "no"
+    with pytest.raises(DataError, match="train.mixed_precision: 'fp32' is not one of no, fp16, bf16"):
+        TrainConfig(mixed_precision="fp32")

@@ -131,6 +131,20 @@ def _panns_models() -> ModuleType:
         del sys.modules["panns_inference"]
 
 
+def _panns_network(name: str, settings: dict, checkpoint: Path) -> torch.nn.Module:
+    """panns_inference's network `name` built with `settings`, loaded from a released checkpoint
+    (weights under "model"), in eval mode."""
+    model = getattr(_panns_models(), name)(**settings)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    model.load_state_dict(state.get("model", state))
+    return model.eval()
+
+
+def _panns_min_seconds(settings: dict) -> float:
+    """The shortest clip a CNN14 takes: 32 frames survive its five 2x poolings in time."""
+    return 31 * settings["hop_size"] / settings["sample_rate"]
+
+
 class VGGishEmbedder:
     """VGGish frame embeddings (one per 0.96 s), as audioldm_eval's FAD uses them: no PCA, no final ReLU.
 
@@ -165,14 +179,11 @@ class PannsClassifier:
     """
 
     sample_rate = PANNS_SAMPLE_RATE
-    min_seconds = 31 * 160 / PANNS_SAMPLE_RATE  # 32 frames survive CNN14's five 2x poolings in time
+    min_seconds = _panns_min_seconds(PANNS_16K)
 
     def __init__(self, checkpoint: str | Path):
         path = _checkpoint(checkpoint, "PANNs CNN14 16 kHz checkpoint (Cnn14_16k_mAP=0.438.pth)")
-        self.model = _panns_models().Cnn14(**PANNS_16K)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state.get("model", state))
-        self.model.eval()
+        self.model = _panns_network("Cnn14", PANNS_16K, path)
         self._logits: list[torch.Tensor] = []
         self.model.fc_audioset.register_forward_hook(lambda _m, _i, out: self._logits.append(out))
 
@@ -200,16 +211,13 @@ class PannsDetector:
     """
 
     sample_rate = PANNS_SED_32K["sample_rate"]
-    min_seconds = 31 * PANNS_SED_32K["hop_size"] / PANNS_SED_32K["sample_rate"]  # as PannsClassifier's
+    min_seconds = _panns_min_seconds(PANNS_SED_32K)
     frame_seconds = PANNS_SED_32K["hop_size"] / PANNS_SED_32K["sample_rate"]
 
     def __init__(self, checkpoint: str | Path, threshold: float = 0.5, median_frames: int = 5):
         path = _checkpoint(checkpoint, "PANNs SED checkpoint (Cnn14_DecisionLevelMax_mAP=0.385.pth)")
         self.classes = audioset_labels(path.parent / AUDIOSET_LABELS)
-        self.model = _panns_models().Cnn14_DecisionLevelMax(**PANNS_SED_32K)
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        self.model.load_state_dict(state.get("model", state))
-        self.model.eval()
+        self.model = _panns_network("Cnn14_DecisionLevelMax", PANNS_SED_32K, path)
         self.threshold, self.median_frames = threshold, median_frames
 
     @torch.no_grad()

@@ -22,10 +22,15 @@ def test_missing_checkpoint_names_the_file(model, tmp_path):
         model(tmp_path / "missing.pth")
 
 
-@pytest.mark.parametrize("model, package", [(VGGishEmbedder, "torchvggish"), (PannsClassifier, "panns_inference")])
-def test_missing_package_is_named(model, package, tmp_path, monkeypatch):
+def _forget(package: str, monkeypatch) -> None:
+    """Drop `package` and its submodules from sys.modules for one test, so the next import starts afresh."""
     for name in [m for m in sys.modules if m.split(".")[0] == package]:
         monkeypatch.delitem(sys.modules, name)
+
+
+@pytest.mark.parametrize("model, package", [(VGGishEmbedder, "torchvggish"), (PannsClassifier, "panns_inference")])
+def test_missing_package_is_named(model, package, tmp_path, monkeypatch):
+    _forget(package, monkeypatch)
     monkeypatch.setitem(sys.modules, package, None)  # what an uninstalled package looks like to import
     checkpoint = tmp_path / "weights.pth"
     checkpoint.write_bytes(b"")
@@ -83,8 +88,7 @@ def test_panns_logits_are_the_clipwise_output_before_its_sigmoid(panns_checkpoin
 
 def test_panns_import_downloads_nothing(panns_checkpoint, tmp_path, monkeypatch):
     """panns_inference's __init__ wgets a label CSV into ~/panns_data; loading CNN14 must not run it."""
-    for name in [m for m in sys.modules if m.split(".")[0] == "panns_inference"]:
-        monkeypatch.delitem(sys.modules, name)
+    _forget("panns_inference", monkeypatch)
     monkeypatch.setenv("HOME", str(tmp_path))
     PannsClassifier(panns_checkpoint)
     assert not (tmp_path / "panns_data").exists()

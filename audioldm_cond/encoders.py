@@ -5,7 +5,9 @@ or audio in training). Swapping that CLAP is the experiment: the base CLAP, our 
 CLAP, or any CLAP checkpoint directory. Every encoder gives `text_embeds(texts)` and
 `audio_embeds(waveform)` as (B, width) unit vectors; CLAP-based ones also carry the
 `ClapTextModelWithProjection` and tokenizer that AudioLDMPipeline takes as its text encoder, and
-their `text_embeds` is exactly what the pipeline's `_encode_prompt` feeds the UNet.
+their `text_embeds` is exactly what the pipeline's `_encode_prompt` feeds the UNet. An AudioLDM
+pipeline's own text tower (a pipeline directory, e.g. a shipped one or `cvssp/audioldm-s-full-v2`)
+conditions too, on text only: it has no `audio_embeds`.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import ClapTextModelWithProjection
+from transformers import AutoTokenizer, ClapTextModelWithProjection
 from transformers.utils import logging as hf_logging
 
 from tclap.errors import DataError
@@ -85,6 +87,27 @@ class ClapConditionEncoder(nn.Module):
         return self.clap.audio_embeds(waveform.to(self.text_encoder.device))
 
 
+class PipelineTextConditionEncoder(nn.Module):
+    """The text tower and tokenizer of an AudioLDM pipeline directory as a frozen, text-only conditioner
+    (`condition.mode: text`): a pipeline keeps no audio tower, so there is no `audio_embeds`.
+
+    Args:
+        pipeline_dir: a directory written by `AudioLDMPipeline.save_pretrained` (its `text_encoder/`
+            and `tokenizer/` subfolders are read).
+    """
+
+    def __init__(self, pipeline_dir: str | Path):
+        super().__init__()
+        self.text_encoder = ClapTextModelWithProjection.from_pretrained(str(pipeline_dir),
+                                                                        subfolder="text_encoder").eval()
+        self.tokenizer = AutoTokenizer.from_pretrained(str(pipeline_dir), subfolder="tokenizer")
+        self.width = self.text_encoder.config.projection_dim
+
+    def text_embeds(self, texts: list[str]) -> torch.Tensor:
+        """Captions -> (B, width) unit vectors, as AudioLDMPipeline computes them (see `caption_embeds`)."""
+        return caption_embeds(self.text_encoder, self.tokenizer, texts)
+
+
 class MsClapConditionEncoder:
     """Microsoft CLAP through the optional `msclap` package (no text tower for AudioLDMPipeline:
     generate with `prompt_embeds=encoder.text_embeds(...)`).
@@ -123,35 +146,46 @@ class MsClapConditionEncoder:
         return F.normalize(self.wrapper._get_audio_embeddings(waveform[:, None]), dim=-1)  # wants (B, 1, L)
 
 
-def _clap_directory(path: str | Path, what: str) -> Path:
+def is_hub_id(name: str) -> bool:
+    """True for an `owner/name` that is not a local path: the Hugging Face hub (or its cache) resolves it."""
+    return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
+
+
+def _clap_directory(path: str | Path, what: str) -> ClapConditionEncoder | PipelineTextConditionEncoder:
+    """The encoder a local directory holds: a CLAP checkpoint, or an AudioLDM pipeline's text tower."""
     path = Path(path).expanduser()
     if not path.is_dir():
         raise DataError(f"{what}: CLAP directory not found: {path}")
+    if (path / "model_index.json").is_file():
+        if not (path / "text_encoder" / "config.json").is_file():
+            raise DataError(f"{what}: pipeline directory {path} has no text_encoder/config.json")
+        return PipelineTextConditionEncoder(path)
     if not (path / "config.json").is_file():
-        raise DataError(f"{what}: {path} is not a CLAP checkpoint directory (no config.json)")
-    return path
+        raise DataError(f"{what}: {path} is neither a CLAP checkpoint directory (no config.json) "
+                        "nor a pipeline directory (no model_index.json)")
+    return ClapConditionEncoder(path)
 
 
-def resolve_encoder(cond: str, clap: str | Path = DEFAULT_CLAP,
-                    tclap: str | Path | None = None) -> ClapConditionEncoder | MsClapConditionEncoder:
+def resolve_encoder(cond: str, clap: str | Path = DEFAULT_CLAP, tclap: str | Path | None = None
+                    ) -> ClapConditionEncoder | PipelineTextConditionEncoder | MsClapConditionEncoder:
     """The conditioning encoder a `--cond` value names.
 
     Args:
         cond: "clap" (the base CLAP), "tclap" (our T-CLAP), "msclap" (Microsoft CLAP), or a path to
-            any CLAP checkpoint directory.
-        clap: hub id or directory used for "clap".
-        tclap: T-CLAP checkpoint directory used for "tclap" (from the experiment config).
+            any CLAP checkpoint directory or AudioLDM pipeline directory (its text tower, text only).
+        clap: hub id or directory used for "clap" (a local pipeline directory: its text tower).
+        tclap: T-CLAP checkpoint or pipeline directory used for "tclap" (from the experiment config).
     """
     if cond == "clap":
-        return ClapConditionEncoder(clap)
+        return ClapConditionEncoder(clap) if is_hub_id(clap) else _clap_directory(clap, "--cond clap")
     if cond == "tclap":
         if tclap is None:
             raise DataError("--cond tclap: no T-CLAP directory given (set it in the config or pass one)")
-        return ClapConditionEncoder(_clap_directory(tclap, "--cond tclap"))
+        return _clap_directory(tclap, "--cond tclap")
     if cond == "msclap":
         return MsClapConditionEncoder()
     if "/" in cond or "\\" in cond or cond.startswith((".", "~")) or Path(cond).exists():
-        return ClapConditionEncoder(_clap_directory(cond, "--cond"))
+        return _clap_directory(cond, "--cond")
     raise DataError(f"--cond {cond!r}: expected one of {', '.join(CHOICES)} or a CLAP directory path")
 
 

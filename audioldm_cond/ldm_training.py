@@ -346,6 +346,10 @@ class AudioLdmTraining:
         val_clips = validation_clips(cfg.data, self.sample_rate)
         self.vae = load_vae(cfg.model.vae, "model.vae")
         self.encoder = resolve_encoder(cfg.model.cond, cfg.model.clap, cfg.model.tclap)
+        if cfg.condition.p_audio > 0 and not hasattr(self.encoder, "audio_embeds"):
+            raise DataError(f"condition.mode {cfg.condition.mode!r} needs audio embeddings, but --cond "
+                            f"{cfg.model.cond} is a pipeline's text tower (no audio tower): use condition.mode: "
+                            "text, or a full CLAP checkpoint directory")
         self.unet = build_unet(cfg.model, self.encoder.width, self.vae.config.latent_channels, seed)
         device = PartialState().device
         self.vocoder = load_component("vocoder", cfg.model.vocoder).to(device)

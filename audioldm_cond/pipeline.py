@@ -18,7 +18,7 @@ from diffusers import AudioLDMPipeline, AutoencoderKL, DDIMScheduler, UNet2DCond
 from transformers import AutoTokenizer, ClapTextModelWithProjection, SpeechT5HifiGan
 
 from audioldm_cond.clip_data import mel_image, vae_downsampling
-from audioldm_cond.encoders import check_unet_width
+from audioldm_cond.encoders import check_unet_width, is_hub_id
 from audioldm_cond.mel import AudioLdmMel
 from audioldm_cond.vocoder import GriffinLimVocoder
 from tclap.errors import DataError
@@ -54,17 +54,23 @@ def tiny_unet(width: int, latent_channels: int = 8) -> UNet2DConditionModel:
         class_embeddings_concat=True)
 
 
-def tiny_vae(latent_channels: int = 8) -> AutoencoderKL:
-    """A small mel VAE laid out like AudioLDM's: a (1, T, 64) log-mel image in, latents at 1/4 of time and mel.
+def tiny_vae(latent_channels: int = 8, downsampling: int = 4) -> AutoencoderKL:
+    """A small mel VAE laid out like AudioLDM's: a (1, T, 64) log-mel image in, latents at 1/`downsampling`
+    of time and mel.
 
     Args:
         latent_channels: latent channels (AudioLDM: 8).
+        downsampling: 4 (AudioLDM's: 2 downsamplings) or 8 (3; the offline world's generator default,
+            whose 8x smaller latents make each UNet step several times cheaper, see
+            `benchmarks/unet_layouts.py`). AudioLDMPipeline derives the factor from the block count.
     """
-    levels = 3  # two downsamplings: 4x, as in AudioLDM
+    if downsampling not in (4, 8):
+        raise DataError(f"VAE downsampling {downsampling}: expected 4 or 8")
+    levels = downsampling.bit_length()  # one more block than downsamplings
     return AutoencoderKL(in_channels=1, out_channels=1, latent_channels=latent_channels,
                          down_block_types=("DownEncoderBlock2D",) * levels,
                          up_block_types=("UpDecoderBlock2D",) * levels,
-                         block_out_channels=(16, 32, 32), layers_per_block=1, norm_num_groups=8)
+                         block_out_channels=(16,) + (32,) * (levels - 1), layers_per_block=1, norm_num_groups=8)
 
 
 def audioldm_scheduler(prediction_type: str = "epsilon") -> DDIMScheduler:
@@ -97,11 +103,6 @@ def assemble_pipeline(text_encoder: ClapTextModelWithProjection, tokenizer, vae:
                             scheduler=scheduler, vocoder=vocoder)
 
 
-def _is_hub_id(name: str) -> bool:
-    """True for an `owner/name` that is not a local path: the Hugging Face hub (or its cache) resolves it."""
-    return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
-
-
 def load_component(kind: str, name_or_dir: str | Path):
     """One pipeline part from a hub pipeline repo, a pipeline directory, or the part's own directory.
 
@@ -119,7 +120,7 @@ def load_component(kind: str, name_or_dir: str | Path):
     name_or_dir = str(name_or_dir)
     if kind == "vocoder" and name_or_dir == GRIFFIN_LIM:
         return GriffinLimVocoder()
-    if _is_hub_id(name_or_dir):
+    if is_hub_id(name_or_dir):
         source, kwargs = name_or_dir, {"subfolder": kind}
     else:
         root = Path(name_or_dir).expanduser()
@@ -154,7 +155,7 @@ def load_pipeline(name_or_dir: str | Path) -> AudioLDMPipeline:
         name_or_dir: pipeline directory, or a hub id such as `AUDIOLDM_HUB`.
     """
     name_or_dir = str(name_or_dir)
-    if not _is_hub_id(name_or_dir):
+    if not is_hub_id(name_or_dir):
         root = Path(name_or_dir).expanduser()
         if not (root / "model_index.json").is_file():
             raise DataError(f"{root}: not a pipeline directory (no model_index.json)")

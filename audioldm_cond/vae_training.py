@@ -36,6 +36,7 @@ SUMMARY = "vae_summary.json"  # written next to the checkpoints: final error, la
 class VaeModelConfig:
     init: str = "tiny"                # "tiny" (pipeline.tiny_vae), or a VAE / pipeline dir or hub id to go on from
     latent_channels: int = 8          # for "tiny" (AudioLDM: 8)
+    downsampling: int = 4             # for "tiny": of time and mel, 4 (AudioLDM's) or 8
     kl_weight: float = 1e-6           # per element, relative to the L1 term
     train_frames: int | None = None   # random time crop of the mel image in training (speed); None: the whole clip
     scale_clips: int = 256            # training clips whose latent std sets `scaling_factor`
@@ -159,7 +160,7 @@ def build_vae(cfg: VaeModelConfig, seed: int) -> AutoencoderKL:
     """
     if cfg.init == "tiny":
         torch.manual_seed(seed)
-        return tiny_vae(cfg.latent_channels)
+        return tiny_vae(cfg.latent_channels, cfg.downsampling)
     return load_vae(cfg.init, "model.init")
 
 

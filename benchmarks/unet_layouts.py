@@ -1,14 +1,18 @@
-"""AudioLDM UNet training-step cost of three offline layouts on the same batch, against the tiny UNet.
+"""AudioLDM UNet training throughput of the offline layouts, against the old tiny UNet, in one run.
 
-The offline AudioLDMs are compute-bound (README, Known limits), so what a CPU step buys matters:
-  - tiny: `audioldm_cond.pipeline.tiny_unet`, the offline default (blocks 16/32, attention in the
-    deeper block, as AudioLDM's CrossAttn blocks);
+The offline AudioLDMs are compute-bound (README, Known limits), so what a CPU step buys matters.
+Each row changes one thing from the row above, so the ratios say what each change bought:
+  - tiny on 4x latents: `audioldm_cond.pipeline.tiny_unet` (blocks 16/32, attention in the deeper
+    block, as AudioLDM's CrossAttn blocks) on the 4x VAE's latents of a 4-s clip (8 x 100 x 16), the
+    offline default until 2026-11;
   - tiny, no attention: the same blocks as plain Down/UpBlock2D, which measures attention's share;
-  - wide: blocks 32/64/64 with attention only at the lowest resolution (`model.unet: scratch` with
-    the `unet_config` printed here).
-Each step is forward, MSE backward and AdamW on random latents of the offline clip (4 s: 100 latent
-frames x 16 latent mel bins, 8 channels) with a unit-norm 128-d condition. Prints (and writes as
-JSON) seconds per step, parameters and the ratio to the tiny UNet.
+  - offline layout on 4x latents: the UNet of `configs/audioldm/offline.yaml` (built by the trainer's
+    own `build_unet`), attention only at its lowest resolution;
+  - offline layout on 8x latents: the same UNet on the 8x VAE's latents (8 x 50 x 8), the offline
+    default now (`configs/audioldm/vae_offline.yaml`, `model.downsampling: 8`).
+Each step is forward, MSE backward and AdamW on random latents with a unit-norm 128-d condition.
+Prints (and writes as JSON) seconds per step, training samples per second, parameters and the
+speed ratio to the tiny UNet.
 
     python benchmarks/unet_layouts.py [--batch 16] [--steps 5]
 """
@@ -22,28 +26,36 @@ import torch
 import torch.nn.functional as F
 from diffusers import UNet2DConditionModel
 
+from audioldm_cond.ldm_training import LdmModelConfig, build_unet
 from audioldm_cond.pipeline import tiny_unet
+from tclap.config import load_yaml
 
 from timing import seconds_per_step  # benchmarks/timing.py, next to this script
 
-WIDTH, CHANNELS, FRAMES, MELS = 128, 8, 100, 16
-CONDITION = dict(class_embed_type="simple_projection", projection_class_embeddings_input_dim=WIDTH,
-                 class_embeddings_concat=True, in_channels=CHANNELS, out_channels=CHANNELS)
-WIDE = dict(down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
-            up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"), block_out_channels=(32, 64, 64),
-            cross_attention_dim=64, layers_per_block=1, norm_num_groups=8, attention_head_dim=8)
+WIDTH, CHANNELS = 128, 8
+CONFIG = Path(__file__).resolve().parent.parent / "configs" / "audioldm" / "offline.yaml"
+LATENTS_4X, LATENTS_8X = (100, 16), (50, 8)  # (frames, mel bins) of a 4-s clip's latents
 
 
-def layouts() -> dict[str, UNet2DConditionModel]:
+def offline_unet() -> UNet2DConditionModel:
+    """The UNet the offline config trains, built as train_audioldm.py builds it."""
+    model = load_yaml(CONFIG)["model"]
+    return build_unet(LdmModelConfig(unet=model["unet"], unet_config=model.get("unet_config", {})), WIDTH,
+                      CHANNELS, seed=0)
+
+
+def layouts() -> dict[str, tuple[UNet2DConditionModel, tuple[int, int]]]:
     torch.manual_seed(0)
     tiny = tiny_unet(WIDTH, CHANNELS)
     no_attention = UNet2DConditionModel(**{**tiny.config, "down_block_types": ("DownBlock2D",) * 2,
                                            "up_block_types": ("UpBlock2D",) * 2})
-    return {"tiny": tiny, "tiny, no attention": no_attention, "wide": UNet2DConditionModel(**WIDE, **CONDITION)}
+    offline = offline_unet()
+    return {"tiny, 4x latents": (tiny, LATENTS_4X), "tiny, no attention, 4x latents": (no_attention, LATENTS_4X),
+            "offline layout, 4x latents": (offline, LATENTS_4X), "offline layout, 8x latents": (offline, LATENTS_8X)}
 
 
-def time_steps(unet: UNet2DConditionModel, batch: int, steps: int) -> float:
-    latents = torch.randn(batch, CHANNELS, FRAMES, MELS)
+def time_steps(unet: UNet2DConditionModel, shape: tuple[int, int], batch: int, steps: int) -> float:
+    latents = torch.randn(batch, CHANNELS, *shape)
     target = torch.randn_like(latents)
     condition = F.normalize(torch.randn(batch, WIDTH), dim=-1)
     timesteps = torch.randint(0, 1000, (batch,))
@@ -58,21 +70,21 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/unet_layouts.json"))
     args = parser.parse_args()
     rows = {}
-    for name, unet in layouts().items():
-        seconds = time_steps(unet.train(), args.batch, args.steps)
-        rows[name] = {"seconds_per_step": round(seconds, 4),
+    for name, (unet, shape) in layouts().items():
+        seconds = time_steps(unet.train(), shape, args.batch, args.steps)
+        rows[name] = {"latents": [CHANNELS, *shape], "seconds_per_step": round(seconds, 4),
+                      "samples_per_second": round(args.batch / seconds, 1),
                       "parameters": sum(p.numel() for p in unet.parameters())}
-    tiny = rows["tiny"]["seconds_per_step"]
+    tiny = rows["tiny, 4x latents"]["seconds_per_step"]
     for name, row in rows.items():
         row["speed_vs_tiny"] = round(tiny / row["seconds_per_step"], 2)
-        print(f"{name:20s} {row['seconds_per_step']:.3f} s/step  {row['parameters'] / 1e6:.2f} M parameters  "
-              f"{row['speed_vs_tiny']:.2f}x the tiny UNet's speed")
-    share = 1 - rows["tiny, no attention"]["seconds_per_step"] / tiny
+        print(f"{name:32s} {row['seconds_per_step']:.3f} s/step  {row['samples_per_second']:6.1f} samples/s  "
+              f"{row['parameters'] / 1e6:.2f} M parameters  {row['speed_vs_tiny']:.2f}x the tiny UNet's speed")
+    share = 1 - rows["tiny, no attention, 4x latents"]["seconds_per_step"] / tiny
     print(f"attention's share of the tiny UNet's step: {share:.0%}")
-    print(f"wide layout (model.unet: scratch, model.unet_config): {json.dumps(WIDE)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"batch": args.batch, "steps": args.steps, "threads": torch.get_num_threads(),
-                                    "layouts": rows, "attention_share": round(share, 3), "wide": WIDE}, indent=2))
+                                    "layouts": rows, "attention_share": round(share, 3)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,10 @@ first pipeline's VAE and vocoder (`resynthesised`):
 - an FAD-like Fréchet distance over the detector's hidden-layer frame embeddings;
 - CLAP score by a judging CLAP that conditions none of the pipelines.
 
+Before order, the first rung: the single-event check asks every pipeline for each detector class
+alone ("a sound of siren", a phrasing both offline CLAPs were trained on) and reports the share of
+clips in which the detector finds that class (`single_event_found`).
+
 The detector and its embeddings are offline stand-ins for PANNs and VGGish (`eval.embedders`), so
 KL and FAD here are not comparable with published numbers. Finished generations are kept and
 skipped on a rerun.
@@ -34,6 +38,8 @@ from eval.frechet import embedding_frechet_distance
 from eval.kl import paired_kl
 from eval.order import order_accuracy, verdict_row, write_rows
 from tclap.audio import load_audio
+from tclap.data.orderfree import SINGLE
+from tclap.data.phrasing import label_text
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.embedding_cache import Embedder
 from tclap.errors import DataError
@@ -59,6 +65,9 @@ class GenerationExperimentConfig:
     steps: int = 20
     guidance_scale: float = 2.5
     batch_size: int = 8
+
+
+SINGLE_EVENT = SINGLE[1]  # "a sound of {0}": a single-event phrasing of the offline CLAPs' training captions
 
 
 @dataclass(frozen=True)
@@ -185,6 +194,52 @@ def write_resynthesised(pipeline: str | Path, prompts: list[Prompt], folder: Pat
     return paths
 
 
+def single_event_found(paths: list[Path], classes: list[str], detector: EventDetector) -> np.ndarray:
+    """Per clip, whether the detector finds the one class it was asked for in any frame.
+
+    Args:
+        paths: generated clips.
+        classes: the class each clip was asked for (detector class names), same order.
+        detector: the event detector.
+    """
+    index = {name: i for i, name in enumerate(detector.classes)}
+    return np.array([bool(detector.activity(load_audio(path, detector.sample_rate, MIN_SECONDS))[:, index[c]].any())
+                     for path, c in zip(paths, classes)])
+
+
+def run_single_event(out: Path, cfg: GenerationExperimentConfig, detector: EventDetector) -> dict[str, dict]:
+    """Every pipeline asked for each detector class alone, for each seed; per pipeline: the share of clips
+    where that class is found (mean over seeds, `found_std`) and, per class, over all seeds."""
+    prompts_file = out / "single_event_prompts.jsonl"
+    prompts_file.write_text("".join(json.dumps({"id": f"single-{c}", "caption": SINGLE_EVENT.format(label_text(c))})
+                                    + "\n" for c in detector.classes))
+    results = {}
+    for model, pipeline in cfg.pipelines.items():
+        found = []
+        for seed in cfg.seeds:
+            folder = out / model / f"single_event_seed{seed}"
+            paths = [folder / f"single-{c}.wav" for c in detector.classes]
+            if not all(p.is_file() for p in paths):
+                generate_files(pipeline, prompts_file, folder,
+                               GenerationConfig(steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                                                seconds=cfg.seconds, batch_size=cfg.batch_size, seed=seed))
+            found.append(single_event_found(paths, detector.classes, detector))
+        per_seed = np.array(found)  # (seeds, classes)
+        results[model] = {"found": float(per_seed.mean()), "found_std": float(per_seed.mean(axis=1).std()),
+                          "per_class": {c: float(v) for c, v in zip(detector.classes, per_seed.mean(axis=0))}}
+    return results
+
+
+def single_event_table(results: dict[str, dict]) -> str:
+    """Markdown: one row per pipeline, the share of single-event clips whose class is found."""
+    lines = ["| model | single event found % | classes found in every seed |", "|---|---|---|"]
+    for model, row in results.items():
+        always = sum(v == 1.0 for v in row["per_class"].values())
+        lines.append(f"| {model} | {row['found'] * 100:.1f} ± {row['found_std'] * 100:.1f} | "
+                     f"{always} of {len(row['per_class'])} |")
+    return "\n".join(lines)
+
+
 def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
     """Generate, score and write `metrics.json`, `table.md`, per-clip CSVs; returns the summary."""
     out = Path(out)
@@ -221,7 +276,8 @@ def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
             write_rows(folder / "clips.csv", rows)
             per_seed[model].append(metrics)
     summary = summarise(per_seed)
+    single = run_single_event(out, cfg, detector)
     (out / "metrics.json").write_text(json.dumps({"config": asdict(cfg), "models": summary,
-                                                  "per_seed": per_seed}, indent=2))
-    (out / "table.md").write_text(table(summary) + "\n")
+                                                  "per_seed": per_seed, "single_event": single}, indent=2))
+    (out / "table.md").write_text(table(summary) + "\n\n" + single_event_table(single) + "\n")
     return summary

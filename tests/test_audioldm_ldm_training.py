@@ -268,9 +268,33 @@ def test_bad_input_is_refused_before_training(sections, parts, tmp_path, capsys,
     assert not (tmp_path / "run").exists()  # nothing was written
 
 
+def test_a_pipelines_text_tower_conditions_text_only_training(sections, parts, tmp_path):
+    from audioldm_cond.pipeline import assemble_pipeline, audioldm_scheduler, save_pipeline, tiny_vae
+    from audioldm_cond.vocoder import GriffinLimVocoder
+
+    encoder = resolve_encoder(str(parts[0]))
+    pipeline_dir = save_pipeline(assemble_pipeline(encoder.text_encoder, encoder.tokenizer, tiny_vae(),
+                                                   tiny_unet(WIDTH), GriffinLimVocoder(), audioldm_scheduler()),
+                                 tmp_path / "pipeline")
+    with pytest.raises(DataError, match="condition.mode 'mix' needs audio embeddings.*text tower"):
+        AudioLdmTraining(config(sections("mixed", model={"tclap": str(pipeline_dir)})))
+    run(config(sections("text", model={"tclap": str(pipeline_dir)}, condition={"mode": "text"})))
+    provenance = json.loads((tmp_path / "text" / "pipeline" / "audioldm_provenance.json").read_text())
+    assert provenance["config"]["model"]["tclap"] == str(pipeline_dir)
+    trained = load_pipeline(tmp_path / "text" / "pipeline")
+    assert torch.equal(trained.text_encoder.text_projection.linear1.weight,
+                       encoder.text_encoder.text_projection.linear1.weight)
+
+
 def test_configs_parse_and_paper_scratch_unet_has_audioldm_s_shapes():
     offline = read_run_config(LdmRunConfig, ROOT / "configs/audioldm/offline.yaml", [])
-    assert offline.data.mixup == "results/offline/mixup" and offline.train.output_dir.endswith("{cond}")
+    assert offline.data.mixup == "results/offline/mixup_ldm" and offline.train.output_dir.endswith("{cond}")
+    assert offline.condition.p_audio == 0 and offline.model.prediction_type == "v_prediction"
+    unet = build_unet(offline.model, width=128, latent_channels=8, seed=0)
+    assert unet.config.down_block_types[-1] == "CrossAttnDownBlock2D"  # attention at the lowest level only
+    assert set(unet.config.down_block_types[:-1]) == {"DownBlock2D"}
+    out = unet(torch.zeros(1, 8, 50, 8), 10, encoder_hidden_states=None, class_labels=torch.zeros(1, 128)).sample
+    assert out.shape == (1, 8, 50, 8)  # a 4-s clip's latents from the 8x VAE
     paper = read_run_config(LdmRunConfig, ROOT / "configs/audioldm/paper.yaml", ["model.unet=scratch"])
     assert (paper.train.lr, paper.train.ema_decay, paper.condition.cfg_drop) == (1e-4, 0.9999, 0.1)
     with init_empty_weights():

@@ -10,7 +10,7 @@ import torch
 from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
 from transformers import ClapTextModelWithProjection
 
-from audioldm_cond.encoders import resolve_encoder
+from audioldm_cond.encoders import PipelineTextConditionEncoder, resolve_encoder
 from audioldm_cond.pipeline import (GRIFFIN_LIM, assemble_pipeline, audioldm_scheduler, generate, load_component,
                                     load_pipeline, resynthesise, save_pipeline, tiny_unet, tiny_vae)
 from audioldm_cond.vocoder import GriffinLimVocoder
@@ -103,6 +103,32 @@ def test_tiny_vae_and_unet_shapes_follow_audioldm():
     assert vae.decode(latents).sample.shape == (1, 1, 100, 64)
     noise = tiny_unet(32)(latents, 10, encoder_hidden_states=None, class_labels=torch.randn(1, 32)).sample
     assert noise.shape == latents.shape
+
+
+def test_8x_vae_gives_latents_at_an_eighth_and_the_pipeline_generates_on_them(encoder):
+    vae = tiny_vae(downsampling=8)
+    latents = vae.encode(torch.randn(1, 1, 400, 64)).latent_dist.mean  # 4 s of mel frames
+    assert latents.shape == (1, 8, 50, 8)
+    assert vae.decode(latents).sample.shape == (1, 1, 400, 64)
+    torch.manual_seed(0)
+    pipe = assemble_pipeline(encoder.text_encoder, encoder.tokenizer, vae, tiny_unet(encoder.width),
+                             GriffinLimVocoder(n_iter=2), audioldm_scheduler())
+    assert pipe.vae_scale_factor == 8
+    assert generate(pipe, CAPTIONS[:1], seconds=1.0, steps=2).shape == (1, 16000)  # 100 frames, rounded up to 104
+    with pytest.raises(DataError, match="VAE downsampling 2: expected 4 or 8"):
+        tiny_vae(downsampling=2)
+
+
+def test_a_pipeline_directory_conditions_through_its_own_text_tower(pipe, saved):
+    """--cond PIPELINE_DIR: the same unit vectors the pipeline's _encode_prompt feeds its UNet; text only."""
+    encoder = resolve_encoder(str(saved))
+    assert isinstance(encoder, PipelineTextConditionEncoder) and encoder.width == 32
+    assert not hasattr(encoder, "audio_embeds")
+    expected = pipe._encode_prompt(CAPTIONS, torch.device("cpu"), 1, False)
+    assert torch.allclose(encoder.text_embeds(CAPTIONS), torch.nn.functional.normalize(expected, dim=-1), atol=1e-6)
+    shutil.copytree(saved, saved.parent / "no_text", ignore=shutil.ignore_patterns("text_encoder"))
+    with pytest.raises(DataError, match="no_text has no text_encoder/config.json"):
+        resolve_encoder(str(saved.parent / "no_text"))
 
 
 def test_resynthesis_keeps_a_clips_events_and_their_order(mixup_dir):

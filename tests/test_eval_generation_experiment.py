@@ -10,8 +10,9 @@ import pytest
 
 from audioldm_world import save_tiny_clap
 from demo.studio import SHIPPED
+from eval.detector import EventDetector
 from eval.generation_experiment import (METRICS, GenerationExperimentConfig, conditioning_encoder, prompt_set,
-                                        run_generation)
+                                        run_generation, single_event_found)
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.errors import DataError
 
@@ -56,11 +57,36 @@ def test_generation_experiment_writes_table_4(config, tmp_path):
     assert summary["reference"]["kl"] == pytest.approx(0, abs=1e-5)  # audioldm_eval adds 1e-6 inside the log
     assert summary["reference"]["fad"] == pytest.approx(0, abs=1e-4)
     assert "| tclap |" in (tmp_path / "table.md").read_text()
+    # the single-event check: every class alone, per seed; its share recomputed from the clips
+    detector = EventDetector.load(config.detector)
+    for model in ("clap", "tclap"):
+        found = np.array([single_event_found(
+            [tmp_path / model / f"single_event_seed{seed}" / f"single-{c}.wav" for c in detector.classes],
+            detector.classes, detector) for seed in (0, 1)])
+        assert saved["single_event"][model]["found"] == pytest.approx(found.mean())
+        assert saved["single_event"][model]["per_class"]["siren"] == pytest.approx(found[:, detector.classes.index(
+            "siren")].mean())
+    assert "single event found %" in (tmp_path / "table.md").read_text()
     # a rerun keeps the generated clips
     clip = tmp_path / "tclap" / "seed1" / f"{rows[0]['id']}.wav"
     stamp = clip.stat().st_mtime_ns
     run_generation(tmp_path, config)
     assert clip.stat().st_mtime_ns == stamp
+
+
+def test_single_event_found_on_library_files_and_silence(world, tmp_path):
+    """Held-out single-event files are found as their own class (the detector's 99 %), silence as none."""
+    import soundfile as sf
+
+    from tclap.data.library import read_library
+
+    detector = EventDetector.load(SHIPPED / "detector.pt")
+    files = [f for f in read_library(world).files if f.fold == 5][:6]
+    silence = tmp_path / "silence.wav"
+    sf.write(silence, np.zeros(32000, dtype=np.float32), 16000)
+    found = single_event_found([f.path for f in files] + [silence] * 2,
+                               [f.category for f in files] + [files[0].category, files[1].category], detector)
+    assert found.tolist() == [True] * 6 + [False, False]
 
 
 def test_a_judge_that_conditions_a_pipeline_is_refused(config, tmp_path):

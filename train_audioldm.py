@@ -5,7 +5,8 @@
     accelerate launch --multi_gpu --num_processes 8 train_audioldm.py --cond tclap \\
         --config configs/audioldm/paper.yaml --set model.tclap=runs/tclap-paper/final --resume latest
 
---cond: clap (model.clap), tclap (model.tclap), msclap, or a CLAP checkpoint directory. The VAE and
+--cond: clap (model.clap), tclap (model.tclap), or a CLAP checkpoint directory; a pipeline directory
+in any of them conditions through its text tower (text only: condition.mode text). The VAE and
 the CLAP stay frozen; only the UNet trains. The result is a pipeline directory
 (`train.output_dir/pipeline`, `{cond}` in the output dir replaced by the --cond name) that
 `audioldm_cond.pipeline.load_pipeline` reloads; `samples/step-N/` holds the validation prompts.
@@ -22,8 +23,8 @@ from tclap.launch import run_or_exit, training_parser
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = training_parser(__doc__, "model, data, condition, samples, train", "condition.mode=text")
-    parser.add_argument("--cond", help="conditioning encoder: clap, tclap, msclap or a CLAP directory "
-                                       "(default: model.cond of the config)")
+    parser.add_argument("--cond", help="conditioning encoder: clap, tclap, a CLAP directory or a pipeline "
+                                       "directory's text tower (default: model.cond of the config)")
     return parser.parse_args(argv)
 
 

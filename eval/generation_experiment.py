@@ -40,6 +40,7 @@ from eval.order import order_accuracy, verdict_row, write_rows
 from tclap.audio import load_audio
 from tclap.data.orderfree import SINGLE
 from tclap.data.phrasing import label_text
+from tclap.environment import environment
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.embedding_cache import Embedder
 from tclap.errors import DataError
@@ -65,6 +66,12 @@ class GenerationExperimentConfig:
     steps: int = 20
     guidance_scale: float = 2.5
     batch_size: int = 8
+    device: str = "cpu"           # where the pipelines sample (noise is drawn on the CPU, so seeds agree)
+
+    def sampling(self, seed: int) -> GenerationConfig:
+        """The sampler settings of one seed's generations."""
+        return GenerationConfig(steps=self.steps, guidance_scale=self.guidance_scale, seconds=self.seconds,
+                                batch_size=self.batch_size, seed=seed)
 
 
 SINGLE_EVENT = SINGLE[1]  # "a sound of {0}": a single-event phrasing of the offline CLAPs' training captions
@@ -144,21 +151,27 @@ def score_clips(paths: list[Path], prompts: list[Prompt], view: DetectorView, re
     return metrics, rows
 
 
+def sample_std(values: np.ndarray) -> float:
+    """The sample standard deviation over seeds (n - 1 in the denominator, as the encoder tables' `statistics.stdev`);
+    0 for a single run."""
+    return float(values.std(ddof=1)) if len(values) > 1 else 0.0
+
+
 def summarise(per_seed: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, float]]:
-    """Per model: the mean of each metric over seeds, and its standard deviation as `<metric>_std`."""
+    """Per model: the mean of each metric over seeds, and its sample standard deviation as `<metric>_std`."""
     summary = {}
     for model, runs in per_seed.items():
         row = {}
         for metric in METRICS:
             values = np.array([run[metric] for run in runs], dtype=float)
-            row[metric], row[f"{metric}_std"] = float(values.mean()), float(values.std())
+            row[metric], row[f"{metric}_std"] = float(values.mean()), sample_std(values)
         row["seeds"] = len(runs)
         summary[model] = row
     return summary
 
 
 def table(summary: dict[str, dict[str, float]]) -> str:
-    """Markdown: one row per model, percentages for the order figures."""
+    """Markdown: one row per model, percentages for the order figures, mean ± sample std over seeds."""
     header = ["model", "order acc %", "seen %", "unseen %", "non-det %", "occurrence %", "overlap %", "KL", "FAD",
               "CLAP score"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -220,18 +233,17 @@ def run_single_event(out: Path, cfg: GenerationExperimentConfig, detector: Event
             folder = out / model / f"single_event_seed{seed}"
             paths = [folder / f"single-{c}.wav" for c in detector.classes]
             if not all(p.is_file() for p in paths):
-                generate_files(pipeline, prompts_file, folder,
-                               GenerationConfig(steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                                                seconds=cfg.seconds, batch_size=cfg.batch_size, seed=seed))
+                generate_files(pipeline, prompts_file, folder, cfg.sampling(seed), cfg.device)
             found.append(single_event_found(paths, detector.classes, detector))
         per_seed = np.array(found)  # (seeds, classes)
-        results[model] = {"found": float(per_seed.mean()), "found_std": float(per_seed.mean(axis=1).std()),
+        results[model] = {"found": float(per_seed.mean()), "found_std": sample_std(per_seed.mean(axis=1)),
                           "per_class": {c: float(v) for c, v in zip(detector.classes, per_seed.mean(axis=0))}}
     return results
 
 
 def single_event_table(results: dict[str, dict]) -> str:
-    """Markdown: one row per pipeline, the share of single-event clips whose class is found."""
+    """Markdown: one row per pipeline, the share of single-event clips whose class is found (mean ± sample std
+    over seeds)."""
     lines = ["| model | single event found % | classes found in every seed |", "|---|---|---|"]
     for model, row in results.items():
         always = sum(v == 1.0 for v in row["per_class"].values())
@@ -268,9 +280,7 @@ def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
             folder = out / model / f"seed{seed}"
             paths = [folder / f"{p.id}.wav" for p in prompts]
             if not all(p.is_file() for p in paths):
-                generate_files(pipeline, out / "prompts.jsonl", folder,
-                               GenerationConfig(steps=cfg.steps, guidance_scale=cfg.guidance_scale,
-                                                seconds=cfg.seconds, batch_size=cfg.batch_size, seed=seed))
+                generate_files(pipeline, out / "prompts.jsonl", folder, cfg.sampling(seed), cfg.device)
             metrics, rows = score_clips(paths, prompts, detector_view(paths, prompts, detector), reference,
                                         detector, judge)
             write_rows(folder / "clips.csv", rows)
@@ -278,6 +288,8 @@ def run_generation(out: str | Path, cfg: GenerationExperimentConfig) -> dict:
     summary = summarise(per_seed)
     single = run_single_event(out, cfg, detector)
     (out / "metrics.json").write_text(json.dumps({"config": asdict(cfg), "models": summary,
-                                                  "per_seed": per_seed, "single_event": single}, indent=2))
-    (out / "table.md").write_text(table(summary) + "\n\n" + single_event_table(single) + "\n")
+                                                  "per_seed": per_seed, "single_event": single,
+                                                  "environment": environment()}, indent=2))
+    (out / "table.md").write_text("Mean ± sample standard deviation over seeds.\n\n" + table(summary) + "\n\n"
+                                  + single_event_table(single) + "\n")
     return summary

@@ -151,7 +151,7 @@ def _generation_experiment(args: argparse.Namespace) -> None:
 
     overrides = {"pipelines": parse_pipelines(args.pipeline) or None, "clips": args.clips,
                  "seeds": args.seeds, "steps": args.steps,
-                 "detector": args.detector, "judge": args.judge}
+                 "detector": args.detector, "judge": args.judge, "device": args.device}
     cfg = section(GenerationExperimentConfig, args.config, "generation", overrides)
     out = args.out or Path("results/generation")
     run_generation(out, cfg)
@@ -324,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--steps", type=int, help="denoising steps (default 20)")
     generation.add_argument("--detector", help="event detector file (default results/offline/detector.pt)")
     generation.add_argument("--judge", help="CLAP that scores prompt-clip match; must condition no pipeline")
+    generation.add_argument("--device", help="torch device the pipelines sample on (default cpu)")
     p.set_defaults(run=_experiment)
 
     for name, (_, purpose) in HANDED_OFF.items():  # their own parsers take the rest of the line (see main)

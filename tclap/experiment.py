@@ -23,6 +23,7 @@ from tclap.data.negatives import RuleBackend
 from tclap.data.negatives_eval import evaluate_backend
 from tclap.data.orderfree import write_order_free_pairs
 from tclap.data.synth import SynthConfig, synthesize_world
+from tclap.environment import environment
 from tclap.eval_suite import evaluate_models, read_test_sets
 from tclap.train import RunConfig, run
 
@@ -156,6 +157,7 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
 
     metrics = summarize(per_model, seconds)
     metrics["wall_seconds"] = round(time.perf_counter() - wall, 1)
+    metrics["seeds"], metrics["environment"] = list(cfg.seeds), environment()
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "table.md").write_text(markdown(metrics))
     summary["metrics"] = metrics

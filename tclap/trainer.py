@@ -5,7 +5,8 @@ gradient accumulation, mixed precision, clipping, warm-up schedule, optional EMA
 TensorBoard and `metrics.csv`, `checkpoint-N` folders (accelerate state; the model itself as a
 `save_pretrained` sub-folder through save/load hooks) with a retention limit, exact `--resume latest`
 (optimizer, scheduler, RNG, data position), periodic validation, and a stop with a clear message on
-a non-finite loss that keeps the last good checkpoint.
+a non-finite loss that keeps the last good checkpoint, and an optional wall-clock budget
+(`max_minutes`: stop at a log step past it, checkpoint, export; `--resume latest` goes on exactly).
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import csv
 import math
 import os
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,7 @@ class TrainConfig:
     log_every: int = 10
     num_workers: int = 0
     seed: int = 0
+    max_minutes: float | None = None  # wall-clock budget of one invocation; None: run to `steps`
 
     def __post_init__(self) -> None:
         if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
@@ -85,8 +88,8 @@ def checkpoints(output_dir: Path) -> list[Path]:
 class Trainer:
     """Runs `TrainerParts` under `TrainConfig`; see the module docstring."""
 
-    def __init__(self, cfg: TrainConfig, parts: TrainerParts):
-        self.cfg, self.parts = cfg, parts
+    def __init__(self, cfg: TrainConfig, parts: TrainerParts, clock: Callable[[], float] = time.monotonic):
+        self.cfg, self.parts, self.clock = cfg, parts, clock
         self.output_dir = Path(cfg.output_dir)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=cfg.grad_accum, mixed_precision=cfg.mixed_precision, log_with="tensorboard",
@@ -181,7 +184,7 @@ class Trainer:
         self.resume(resume)
         self.accelerator.init_trackers("tclap")
         bar = tqdm(total=self.cfg.steps, initial=self.step, desc="train", disable=not self.accelerator.is_main_process)
-        batches, running = self._batches(), {}
+        batches, running, start = self._batches(), {}, self.clock()
         while self.step < self.cfg.steps:
             for _ in range(self.cfg.grad_accum):
                 with self.accelerator.accumulate(self.model):
@@ -201,6 +204,12 @@ class Trainer:
                 self._update_ema()
             bar.update(1)
             self._after_step(running)
+            if self.step % self.cfg.log_every == 0 and self._out_of_time(start):
+                self.accelerator.print(f"train.max_minutes ({self.cfg.max_minutes}) spent at step {self.step}: "
+                                       "stopping here (--resume latest goes on)")
+                if self.step % self.cfg.checkpoint_every:
+                    self.save_checkpoint()
+                break
         bar.close()
         self.accelerator.wait_for_everyone()
         final = self.output_dir / "final"
@@ -208,6 +217,13 @@ class Trainer:
             self.parts.export(self.ema or self.accelerator.unwrap_model(self.model), final)
         self.accelerator.end_training()
         return final
+
+    def _out_of_time(self, start: float) -> bool:
+        """Whether `max_minutes` has passed since `start`; every process takes the main process's answer."""
+        if self.cfg.max_minutes is None:
+            return False
+        late = torch.tensor(float(self.clock() - start > self.cfg.max_minutes * 60), device=self.accelerator.device)
+        return bool(self.accelerator.reduce(late, "max"))
 
     def _after_step(self, running: dict) -> None:
         cfg, n = self.cfg, self.cfg.grad_accum

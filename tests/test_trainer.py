@@ -117,6 +117,18 @@ def test_ema_is_what_gets_exported(tmp_path):
     assert any(not torch.equal(live[k], ema[k]) for k in live)
 
 
+def test_a_spent_time_budget_stops_at_a_log_step_and_resume_goes_on_exactly(tmp_path):
+    straight = Trainer(config(tmp_path / "a"), parts()).fit()
+    ticks = iter(range(0, 10_000, 60))  # a clock that moves one minute per reading
+    final = Trainer(config(tmp_path / "b", max_minutes=2.5), parts(), clock=lambda: next(ticks)).fit()
+    # read at the start (0) and at steps 2, 4, 6 (60, 120, 180 s): 180 s > 150 s stops at step 6
+    assert [p.name for p in checkpoints(tmp_path / "b")] == ["checkpoint-4", "checkpoint-6"]
+    assert (final / "weights.pt").exists()
+    resumed = Trainer(config(tmp_path / "b"), parts()).fit(resume="latest")
+    for name, value in final_weights(straight).items():
+        assert torch.equal(value, final_weights(resumed)[name]), name
+
+
 def test_processes_that_accelerate_did_not_join_are_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it; this process runs alone
     with pytest.raises(LaunchMismatch, match="ACCELERATE_USE_CPU=1"):

@@ -5,9 +5,9 @@ or audio in training). Swapping that CLAP is the experiment: the base CLAP, our 
 CLAP, or any CLAP checkpoint directory. Every encoder gives `text_embeds(texts)` and
 `audio_embeds(waveform)` as (B, width) unit vectors; CLAP-based ones also carry the
 `ClapTextModelWithProjection` and tokenizer that AudioLDMPipeline takes as its text encoder, and
-their `text_embeds` is exactly what the pipeline's `_encode_prompt` feeds the UNet. An AudioLDM
-pipeline's own text tower (a pipeline directory, e.g. a shipped one or `cvssp/audioldm-s-full-v2`)
-conditions too, on text only: it has no `audio_embeds`.
+their `text_embeds` is exactly what the pipeline's `_encode_prompt` feeds the UNet. A local AudioLDM
+pipeline directory (a shipped one, or a downloaded `cvssp/audioldm-s-full-v2` snapshot) conditions
+through its own text tower, on text only: it has no `audio_embeds`.
 """
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def is_hub_id(name: str) -> bool:
     return not Path(name).expanduser().exists() and name.count("/") == 1 and not name.startswith((".", "/", "~"))
 
 
-def _clap_directory(path: str | Path, what: str) -> ClapConditionEncoder | PipelineTextConditionEncoder:
+def _local_encoder(path: str | Path, what: str) -> ClapConditionEncoder | PipelineTextConditionEncoder:
     """The encoder a local directory holds: a CLAP checkpoint, or an AudioLDM pipeline's text tower."""
     path = Path(path).expanduser()
     if not path.is_dir():
@@ -177,15 +177,15 @@ def resolve_encoder(cond: str, clap: str | Path = DEFAULT_CLAP, tclap: str | Pat
         tclap: T-CLAP checkpoint or pipeline directory used for "tclap" (from the experiment config).
     """
     if cond == "clap":
-        return ClapConditionEncoder(clap) if is_hub_id(clap) else _clap_directory(clap, "--cond clap")
+        return ClapConditionEncoder(clap) if is_hub_id(clap) else _local_encoder(clap, "--cond clap")
     if cond == "tclap":
         if tclap is None:
             raise DataError("--cond tclap: no T-CLAP directory given (set it in the config or pass one)")
-        return _clap_directory(tclap, "--cond tclap")
+        return _local_encoder(tclap, "--cond tclap")
     if cond == "msclap":
         return MsClapConditionEncoder()
     if "/" in cond or "\\" in cond or cond.startswith((".", "~")) or Path(cond).exists():
-        return _clap_directory(cond, "--cond")
+        return _local_encoder(cond, "--cond")
     raise DataError(f"--cond {cond!r}: expected one of {', '.join(CHOICES)} or a CLAP directory path")
 
 

@@ -93,8 +93,10 @@ def test_tclap_without_a_directory_is_an_error():
 def test_missing_or_non_clap_directory_is_named(tmp_path):
     with pytest.raises(DataError, match="not found: .*nowhere"):
         resolve_encoder(str(tmp_path / "nowhere"))
-    with pytest.raises(DataError, match="no config.json"):
+    with pytest.raises(DataError, match="neither a CLAP checkpoint directory .*nor a pipeline directory"):
         resolve_encoder(str(tmp_path))
+    with pytest.raises(DataError, match="--cond clap: CLAP directory not found: .*run/final"):
+        resolve_encoder("clap", clap=str(tmp_path / "run" / "final"))  # a local path, not a hub id
 
 
 def test_unknown_keyword_lists_the_choices():

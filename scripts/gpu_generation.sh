@@ -13,7 +13,7 @@
 #   run(command="bash scripts/gpu_generation.sh", carry=[".whl", "results/offline/seed1/control/final"])
 #
 # Environment (defaults are the GPU run's; tests/test_gpu_script.py runs it on a CPU on tiny settings):
-#   OUT (results/gpu_generation), WORK (/tmp/tclap_gpu), DEVICE (cuda), MINUTES (4: per UNet, side by
+#   OUT (results/gpu_generation), WORK (/tmp/tclap_gpu), DEVICE (cuda), MINUTES (3: per UNet, side by
 #   side), JUDGE, FILES_PER_CLASS (40), CLIPS (16000 training-set clips), TEST_CLIPS (2000, as
 #   configs/data/offline.yaml), GENERATION_ARGS (extra `tclap experiment generation` flags).
 # Arguments: extra `--set section.key=value` overrides for both UNet runs.
@@ -22,7 +22,7 @@ cd "$(dirname "$0")/.."
 OUT=${OUT:-results/gpu_generation}
 WORK=${WORK:-/tmp/tclap_gpu}
 DEVICE=${DEVICE:-cuda}
-MINUTES=${MINUTES:-4}
+MINUTES=${MINUTES:-3}
 JUDGE=${JUDGE:-results/offline/seed1/control/final}
 FILES_PER_CLASS=${FILES_PER_CLASS:-40}
 CLIPS=${CLIPS:-16000}

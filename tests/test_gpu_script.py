@@ -45,5 +45,5 @@ def test_gpu_script_runs_its_cpu_path_and_packs_at_most_8_files(mixup_dir, tmp_p
         assert curve[0] == "step,name,value" and any(",mse_loss," in row for row in curve)
         provenance = json.loads((pipeline / "audioldm_provenance.json").read_text())
         assert provenance["config"]["model"]["cond"] == cond
-        assert provenance["config"]["train"]["max_minutes"] == 4
+        assert provenance["config"]["train"]["max_minutes"] == 3
         assert provenance["config"]["condition"]["mode"] == "text"

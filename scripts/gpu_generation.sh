@@ -7,7 +7,7 @@
 # shipped pipelines (demo/checkpoints), the detector from demo/checkpoints/detector.pt.
 #
 # What the machine lacks (diffusers, librosa, soundfile and the few packages of theirs it has not)
-# travels as wheels in .whl/ (about 10 MB; see the README's "GPU run"), the judging CLAP as $JUDGE
+# travels as wheels in .whl/ (8.4 MB, fetched here by scripts/gpu_wheels.sh), the judging CLAP as $JUDGE
 # (a CLAP that conditions neither pipeline, e.g. results/offline/seed1/control/final of
 # `tclap experiment offline`). With the device tool:
 #   run(command="bash scripts/gpu_generation.sh", carry=[".whl", "results/offline/seed1/control/final"])

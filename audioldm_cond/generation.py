@@ -8,7 +8,6 @@ same settings writes the same audio.
 """
 from __future__ import annotations
 
-import csv
 import json
 import warnings
 from dataclasses import dataclass
@@ -19,9 +18,11 @@ import torch
 from diffusers import DDIMScheduler, DPMSolverMultistepScheduler
 from tqdm import tqdm
 
-from audioldm_cond.pipeline import load_pipeline
+from audioldm_cond.pipeline import check_clip_seconds, load_pipeline
 from tclap.audio import write_wav
+from tclap.csv_rows import csv_rows, jsonl_rows
 from tclap.errors import DataError
+from tclap.names import file_id
 
 SCHEDULERS = ("ddim", "dpm-solver++")
 
@@ -44,37 +45,37 @@ class GenerationConfig:
 
 
 def read_prompts(path: str | Path) -> list[tuple[str, str]]:
-    """(id, caption) pairs from a .txt, .csv or .jsonl file.
+    """(id, caption) pairs from a .txt, .csv or .jsonl file, every row checked.
 
-    Args:
-        path: the prompts file.
+    Raises:
+        DataError: naming the file and line of an empty caption, an id that is not a plain file
+            name (`tclap.names.file_id`), a duplicate id, or a malformed line.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: prompts file not found")
     if path.suffix == ".txt":
-        rows = [{"caption": line} for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        lines = enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        rows = [(f"{path}:{n}", {"caption": line}) for n, line in lines if line.strip()]
     elif path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
+        rows = list(csv_rows(path, ["caption"]))
     elif path.suffix == ".jsonl":
-        try:
-            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: malformed JSON line ({error})") from None
+        rows = list(jsonl_rows(path))
     else:
         raise DataError(f"{path}: prompts must be .txt, .csv or .jsonl")
     if not rows:
         raise DataError(f"{path}: no prompts")
-    prompts = []
-    for i, row in enumerate(rows):
+    prompts, first_seen = [], {}
+    for i, (where, row) in enumerate(rows):
         caption = str(row.get("caption") or "").strip()
         if not caption:
-            raise DataError(f"{path}: row {i + 1} has an empty or missing `caption`")
-        prompts.append((str(row.get("id") or f"prompt{i:04d}"), caption))
-    ids = [p[0] for p in prompts]
-    if len(set(ids)) < len(ids):
-        raise DataError(f"{path}: duplicate ids, e.g. {next(i for i in ids if ids.count(i) > 1)!r}")
+            raise DataError(f"{where}: empty or missing `caption`")
+        raw_id = row.get("id")
+        clip_id = file_id(str(raw_id), where) if raw_id not in (None, "") else f"prompt{i:04d}"
+        if clip_id in first_seen:
+            raise DataError(f"{where}: duplicate id {clip_id!r} (first at {first_seen[clip_id]})")
+        first_seen[clip_id] = where
+        prompts.append((clip_id, caption))
     return prompts
 
 
@@ -115,6 +116,7 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
     """
     cfg = cfg or GenerationConfig()
     prompts = read_prompts(prompts_file)
+    check_clip_seconds(pipeline, cfg.seconds)
     pipe = load_pipeline(pipeline).to(device)
     pipe.set_progress_bar_config(disable=True)
     set_scheduler(pipe, cfg.scheduler)

@@ -10,6 +10,7 @@ the weight-free `GriffinLimVocoder`. The text encoder is always a CLAP text towe
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -163,6 +164,36 @@ def load_pipeline(name_or_dir: str | Path) -> AudioLDMPipeline:
         if missing:
             raise DataError(f"{root}: pipeline directory lacks {', '.join(missing)}")
     return AudioLDMPipeline.from_pretrained(name_or_dir)
+
+
+def shortest_clip_seconds(vocoder_config: dict, vae_config: dict) -> float:
+    """The shortest clip an AudioLDM pipeline makes, in seconds: one latent frame's worth of audio.
+
+    diffusers' `AudioLDMPipeline.check_inputs` refuses `audio_length_in_s` below
+    prod(vocoder upsample_rates) / sampling_rate (seconds per mel frame) times the VAE's scale factor
+    2 ** (len(block_out_channels) - 1) (mel frames per latent frame); this computes the same bound from
+    the components' configs, so it can be checked before any weights load.
+    """
+    seconds_per_frame = float(np.prod(vocoder_config["upsample_rates"])) / vocoder_config["sampling_rate"]
+    return seconds_per_frame * 2 ** (len(vae_config["block_out_channels"]) - 1)
+
+
+def check_clip_seconds(name_or_dir: str | Path, seconds: float) -> None:
+    """A DataError naming the minimum when a local pipeline cannot make `seconds`-long clips.
+
+    Hub ids are not read here (their configs may not be on disk); diffusers checks those on the call.
+    """
+    if is_hub_id(str(name_or_dir)):
+        return
+    root = Path(name_or_dir).expanduser()
+    try:
+        configs = [json.loads((root / part / "config.json").read_text()) for part in ("vocoder", "vae")]
+    except (OSError, ValueError) as error:
+        raise DataError(f"{root}: cannot read the vocoder and VAE configs ({error})") from None
+    shortest = shortest_clip_seconds(*configs)
+    if seconds < shortest:
+        raise DataError(f"--seconds {seconds:g}: {root} makes clips of at least {shortest:g} s "
+                        f"(one latent frame)")
 
 
 def generate(pipe: AudioLDMPipeline, prompts: list[str], seconds: float, steps: int = 10, guidance_scale: float = 2.5,

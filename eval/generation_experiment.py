@@ -45,6 +45,7 @@ from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.embedding_cache import Embedder
 from tclap.errors import DataError
 from tclap.model import ClapEncoder, load_clap
+from tclap.names import file_id
 
 METRICS = ("order_accuracy", "non_detection", "occurrence_error", "overlap_error", "order_accuracy_seen",
            "order_accuracy_unseen", "kl", "fad", "clap_score")
@@ -67,6 +68,12 @@ class GenerationExperimentConfig:
     guidance_scale: float = 2.5
     batch_size: int = 8
     device: str = "cpu"           # where the pipelines sample (noise is drawn on the CPU, so seeds agree)
+
+    def __post_init__(self) -> None:
+        for name in self.pipelines:  # each name is a folder under the output folder
+            file_id(name, "generation.pipelines (--pipeline NAME=DIR)")
+        if "resynthesised" in self.pipelines:
+            raise DataError("generation.pipelines: 'resynthesised' is the name of the references' row")
 
     def sampling(self, seed: int) -> GenerationConfig:
         """The sampler settings of one seed's generations."""

@@ -29,6 +29,7 @@ import numpy as np
 
 from eval.embedders import SCORERS, audio_files, files_by_stem, load_scorer, min_seconds
 from tclap.audio import load_audio
+from tclap.csv_rows import jsonl_rows
 from tclap.errors import DataError
 
 Segment = tuple[int, int]  # first frame, one past the last frame
@@ -161,15 +162,9 @@ def read_requests(path: str | Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise DataError(f"{path}: prompts file not found")
     requests = {}
-    for line, text in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            row = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}, line {line}: malformed JSON ({error})") from None
+    for where, row in jsonl_rows(path):
         if not row.get("id") or not isinstance(row.get("events"), list) or not row["events"]:
-            raise DataError(f"{path}, line {line}: needs an `id` and a non-empty `events` list of classes")
+            raise DataError(f"{where}: needs an `id` and a non-empty `events` list of classes")
         requests[str(row["id"])] = [str(e) for e in row["events"]]
     if not requests:
         raise DataError(f"{path}: no prompts")

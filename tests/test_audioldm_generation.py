@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -64,11 +65,11 @@ def test_plain_text_prompts_get_ids_and_bad_rows_are_named(tmp_path):
     assert read_prompts(txt) == [("prompt0000", "a beep"), ("prompt0001", "a siren")]
     bad = tmp_path / "p.csv"
     bad.write_text("id,caption\nx,a beep\ny,  \n")
-    with pytest.raises(DataError, match=r"p.csv: row 2 has an empty"):
+    with pytest.raises(DataError, match=r"p.csv:3: empty or missing `caption`"):
         read_prompts(bad)
     dup = tmp_path / "d.csv"
     dup.write_text("id,caption\nx,a beep\nx,a siren\n")
-    with pytest.raises(DataError, match="duplicate ids"):
+    with pytest.raises(DataError, match=r"d.csv:3: duplicate id 'x' \(first at .*d.csv:2\)"):
         read_prompts(dup)
     with pytest.raises(DataError, match="scheduler 'euler'"):
         GenerationConfig(scheduler="euler")
@@ -93,7 +94,43 @@ def test_cli_generate_fails_before_loading_on_an_empty_prompt(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["generate", "--pipeline", str(tmp_path / "no_such_pipeline"), "--prompts", str(prompts),
               "--out", str(tmp_path / "out")])
-    assert exit_info.value.code == 2 and "row 1 has an empty" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "p.csv:2: empty or missing `caption`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad_id", ["../escaped", "sub/x", "a\\b", "..", ".hidden", "NUL", "com1.txt", "x\ty"])
+def test_an_id_that_is_not_a_plain_file_name_is_refused_before_anything_is_written(tmp_path, bad_id):
+    prompts = tmp_path / "p.csv"
+    prompts.write_text(f"id,caption\nok,a beep\n{json.dumps(bad_id)},a siren\n")
+    with pytest.raises(DataError, match=r"p.csv:3: id .* a plain file name"):
+        generate_files(tmp_path / "no_such_pipeline", prompts, tmp_path / "out")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escaped.wav").exists()
+
+
+def test_jsonl_prompts_name_the_file_line_of_a_bad_line(tmp_path):
+    listed = tmp_path / "l.jsonl"
+    listed.write_text('{"id": "a", "caption": "a beep"}\n\n["b", "a beep"]\n')
+    with pytest.raises(DataError, match=r"l.jsonl:3: expected a JSON object .*got a list"):
+        read_prompts(listed)
+    broken = tmp_path / "b.jsonl"
+    broken.write_text('{"id": "a", "caption": "a beep"}\n{"id": "b", "caption": "a siren"\n')
+    with pytest.raises(DataError, match=r"b.jsonl:2: malformed JSON at column 33 \(Expecting .,. delimiter\)"):
+        read_prompts(broken)
+
+
+def test_too_short_clips_are_refused_before_loading_with_diffusers_own_minimum(pipeline_dir, prompts, tmp_path):
+    """The bound is the one AudioLDMPipeline.check_inputs applies: 0.08 s for the offline 8x VAE and
+    Griffin-Lim's 10 ms hop, 0.04 s for the 4x VAE here."""
+    from audioldm_cond.pipeline import load_pipeline
+
+    pipe = load_pipeline(pipeline_dir)
+    hop = float(np.prod(pipe.vocoder.config.upsample_rates)) / pipe.vocoder.config.sampling_rate
+    with pytest.raises(ValueError, match="greater than or equal to 0.04"):
+        pipe.check_inputs("a beep", 0.039, hop, 1)
+    with pytest.raises(DataError, match=r"--seconds 0.039: .* at least 0.04 s"):
+        generate_files(pipeline_dir, prompts, tmp_path / "out", GenerationConfig(seconds=0.039))
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(DataError, match="at least 0.08 s"):
+        generate_files(Path(__file__).resolve().parent.parent / "demo" / "checkpoints" / "tclap", prompts, tmp_path / "out", GenerationConfig(seconds=0.05))
 
 
 def test_cli_generate_writes_files(pipeline_dir, prompts, tmp_path, capsys):

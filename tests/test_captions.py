@@ -80,11 +80,25 @@ def test_quoted_multiline_caption_reports_its_first_line(tmp_path):
     ("x.txt", "a dog barks\n", "{x}", r"x\.txt: audio_name applies to CSV files only"),
     ("x.txt", "\n \n", None, r"x\.txt: no captions"),
     ("x.csv", "audiocap_id,youtube_id,start_time,caption\n", None, r"x\.csv: no captions"),
+    ("x.jsonl", '{"caption": "a dog barks"}\n{"id": 3}\n', None, r"x\.jsonl:2: empty or missing `caption`"),
+    ("x.jsonl", '{"id": "a", "caption": "x"}\n{"id": "a", "caption": "y"}\n', None,
+     r"x\.jsonl:2: duplicate id 'a' \(first at .*x\.jsonl:1\)"),
+    ("x.jsonl", '["a dog barks"]\n', None, r"x\.jsonl:1: expected a JSON object"),
+    ("x.json", '{"caption": "a dog barks"}\n', None, r"x\.json: unknown caption file type '\.json'; captions come as \.csv, \.jsonl, \.txt"),
+    ("x", "a dog barks\n", None, r"unknown caption file type '\(none\)'"),
 ])
 def test_errors_name_file_and_row(tmp_path, name, text, audio_name, message):
     path = write(tmp_path, name, text)
     with pytest.raises(DataError, match=message):
         read_captions(path, audio_name=audio_name)
+
+
+def test_jsonl_captions_are_read_by_field_not_as_raw_text(tmp_path):
+    path = write(tmp_path, "caps.jsonl", '{"caption": " A dog barks, then a man speaks. "}\n\n'
+                                         '{"id": "c7", "audio": "c7.wav", "caption": "Rain falls"}\n')
+    assert read_captions(path) == [
+        CaptionRow("line1", "", "A dog barks, then a man speaks.", f"{path}:1"),
+        CaptionRow("c7", "c7.wav", "Rain falls", f"{path}:3")]
 
 
 def test_undecodable_file_names_line(tmp_path):

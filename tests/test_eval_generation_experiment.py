@@ -102,3 +102,9 @@ def test_a_judge_that_conditions_a_pipeline_is_refused(config, tmp_path):
     with pytest.raises(DataError, match="judge is also a conditioning encoder"):
         run_generation(tmp_path / "out", GenerationExperimentConfig(**{**config.__dict__,
                                                                       "pipelines": {"x": str(pipeline)}}))
+
+
+@pytest.mark.parametrize("name, message", [("../up", "path separator"), ("resynthesised", "references' row")])
+def test_a_pipeline_name_that_cannot_be_a_folder_of_its_own_is_refused(name, message):
+    with pytest.raises(DataError, match=message):
+        GenerationExperimentConfig(pipelines={name: str(SHIPPED / "clap")})

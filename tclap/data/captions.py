@@ -1,4 +1,4 @@
-"""Read caption files (AudioCaps CSV, Clotho CSV, one caption per line) into uniform rows.
+"""Read caption files (AudioCaps CSV, Clotho CSV, JSON lines, one caption per line) into uniform rows.
 
 The negative-caption job needs every caption with a stable id (to resume) and the audio file it
 belongs to (to pair it with the negative later), whatever layout the dataset ships in.
@@ -12,6 +12,7 @@ import string
 from dataclasses import dataclass
 from pathlib import Path
 
+from tclap.csv_rows import jsonl_rows
 from tclap.errors import DataError
 
 CLOTHO_CAPTIONS = tuple(f"caption_{k}" for k in range(1, 6))
@@ -19,6 +20,7 @@ LAYOUTS = {
     "AudioCaps": ("audiocap_id", "youtube_id", "start_time", "caption"),
     "Clotho": ("file_name", *CLOTHO_CAPTIONS),
 }
+FORMATS = (".csv", ".jsonl", ".txt")  # AudioCaps/Clotho CSV, JSON lines with `caption`, one caption per line
 DEFAULT_AUDIO_NAME = {"AudioCaps": "{youtube_id}_{start_time}.wav", "Clotho": "{file_name}"}
 
 
@@ -34,22 +36,44 @@ def read_captions(path: str | Path, audio_name: str | None = None) -> list[Capti
     """All captions of a file, checked, in file order.
 
     Args:
-        path: an AudioCaps or Clotho CSV (layout told by the header), or any other file read as
-            one caption per line (blank lines skipped).
+        path: an AudioCaps or Clotho CSV (layout told by the header), a JSON-lines file (`caption`,
+            optional `id` and `audio` per line) or a .txt file, one caption per line (blank lines skipped).
         audio_name: `str.format` template over the CSV's columns giving the audio file name
             (default `{youtube_id}_{start_time}.wav` for AudioCaps, `{file_name}` for Clotho).
     """
     path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
+        raise DataError(f"{path}: unknown caption file type {suffix or '(none)'!r}; "
+                        f"captions come as {', '.join(FORMATS)}")
     text = _read_text(path)
-    if path.suffix.lower() == ".csv":
+    if suffix == ".csv":
         rows = _read_csv(path, text, audio_name)
     elif audio_name is not None:
-        raise DataError(f"{path}: audio_name applies to CSV files only (plain text has no columns)")
+        raise DataError(f"{path}: audio_name applies to CSV files only ({suffix} has no columns)")
+    elif suffix == ".jsonl":
+        rows = _read_jsonl(path)
     else:
         rows = [CaptionRow(f"line{n}", "", line.strip(), f"{path}:{n}")
                 for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
     if not rows:
         raise DataError(f"{path}: no captions")
+    return rows
+
+
+def _read_jsonl(path: Path) -> list[CaptionRow]:
+    """Rows of a JSON-lines file: `caption`, optional `id` (default `line{n}`) and `audio`."""
+    rows, first_seen = [], {}
+    for where, record in jsonl_rows(path):
+        caption = str(record.get("caption") or "").strip()
+        if not caption:
+            raise DataError(f"{where}: empty or missing `caption`")
+        row = CaptionRow(str(record.get("id") or f"line{where.rsplit(':', 1)[1]}"), str(record.get("audio") or ""),
+                         caption, where)
+        if row.id in first_seen:
+            raise DataError(f"{where}: duplicate id {row.id!r} (first at {first_seen[row.id]})")
+        first_seen[row.id] = where
+        rows.append(row)
     return rows
 
 

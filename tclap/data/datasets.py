@@ -9,7 +9,6 @@ the reason in the batch, so a bad file is counted by the trainer, never a worker
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from torch.utils.data import Dataset, Sampler
 
 from tclap.audio import fit_length, load_audio
 from tclap.data.mixup import MANIFEST, read_manifest
-from tclap.csv_rows import csv_rows
+from tclap.csv_rows import csv_rows, jsonl_rows
 from tclap.errors import DataError
 
 
@@ -112,22 +111,13 @@ def read_pairs(path: str | Path, audio_root: str | Path | None = None) -> list[d
     root = Path(audio_root) if audio_root is not None else path.parent
     if not path.is_file():
         raise DataError(f"{path}: manifest not found")
-    if path.suffix == ".csv":
-        raw = [(where.rsplit(":", 1)[1], row) for where, row in csv_rows(path, ["audio", "caption"])]
-    else:
-        raw = []
-        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if line.strip():
-                try:
-                    raw.append((n, json.loads(line)))
-                except json.JSONDecodeError:
-                    raise DataError(f"{path}:{n}: malformed JSON line") from None
+    raw = csv_rows(path, ["audio", "caption"]) if path.suffix == ".csv" else jsonl_rows(path)
     rows = []
-    for n, r in raw:
+    for where, r in raw:
         caption, audio = (r.get("caption") or "").strip(), (r.get("audio") or "").strip()
         if not caption or not audio:
-            raise DataError(f"{path}:{n}: empty or missing {'caption' if not caption else 'audio'}")
-        rows.append({"id": str(r.get("id") or f"{path.name}:{n}"), "audio": root / audio,
+            raise DataError(f"{where}: empty or missing {'caption' if not caption else 'audio'}")
+        rows.append({"id": str(r.get("id") or f"{path.name}:{where.rsplit(':', 1)[1]}"), "audio": root / audio,
                      "caption": caption, "neg_caption": (r.get("negative") or None)})
     return rows
 

@@ -7,12 +7,12 @@ against precision ("false swaps").
 """
 from __future__ import annotations
 
-import json
 import re
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+from tclap.csv_rows import jsonl_rows
 from tclap.data.negatives import Negative
 
 LABELLED_SET = Path(__file__).parent / "resources" / "labelled_captions.jsonl"
@@ -29,7 +29,7 @@ def evaluate_backend(backend: Callable[[list[str]], list[Negative]], path: str |
         backend: callable mapping captions to `Negative`s.
         path: JSONL with `caption`, `kind`, `swappable`, `negatives` (acceptable answers).
     """
-    items = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
+    items = [item for _, item in jsonl_rows(path)]
     results = backend([item["caption"] for item in items])
     per_kind: dict[str, Counter] = {}
     mistakes = []

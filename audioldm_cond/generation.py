@@ -3,11 +3,13 @@
 Prompts come as plain text (one per line; ids `prompt0000`, ...), or CSV/JSONL with `caption` and an
 optional `id` (a reference clip's name, so `eval/` pairs `out/<id>.wav` with `refs/<id>.wav`). Every
 prompt is checked before the pipeline loads: an empty one is an error naming its row, an over-long
-one is truncated with a warning naming the words cut. Batch b uses seed `seed + b`, so a rerun with the
-same settings writes the same audio.
+one is truncated with a warning naming the words cut. Each waveform has its own noise generator,
+seeded from (seed, prompt id, waveform index), so a rerun with the same settings writes the same
+audio whatever the batching.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -36,12 +38,13 @@ class GenerationConfig:
     seed: int = 0
     scheduler: str = "ddim"
     negative_prompt: str | None = None
+    waveforms_per_prompt: int = 1   # as diffusers' num_waveforms_per_prompt; files <id>_<k>.wav when > 1
 
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise DataError(f"scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
-        if self.steps < 1 or self.batch_size < 1 or self.seconds <= 0:
-            raise DataError("steps, batch size and seconds must be positive")
+        if self.steps < 1 or self.batch_size < 1 or self.seconds <= 0 or self.waveforms_per_prompt < 1:
+            raise DataError("steps, batch size, seconds and waveforms per prompt must be positive")
 
 
 def read_prompts(path: str | Path) -> list[tuple[str, str]]:
@@ -103,9 +106,27 @@ def set_scheduler(pipe, name: str) -> None:
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
 
 
+def waveform_seed(seed: int, clip_id: str, k: int) -> int:
+    """The noise seed of waveform `k` of prompt `clip_id`: a hash of (seed, id, k), so a prompt's audio
+    does not depend on which other prompts share its batch, nor on the batch size."""
+    digest = hashlib.sha256(f"{seed}\0{clip_id}\0{k}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % 2**63
+
+
+def clipped_share(audio: np.ndarray) -> float:
+    """Share of samples outside [-1, 1], which the 16-bit WAV writer clips."""
+    return float(np.mean(np.abs(audio) > 1.0)) if audio.size else 0.0
+
+
 def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Path,
                    cfg: GenerationConfig | None = None, device: str = "cpu") -> list[Path]:
-    """Generate one WAV per prompt into `out` (plus `prompts.jsonl` saying which is which).
+    """Generate `cfg.waveforms_per_prompt` WAVs per prompt into `out`, plus `prompts.jsonl` saying which is which.
+
+    A prompt with id `x` gives `x.wav`, or `x_0.wav`, `x_1.wav`, ... with several waveforms per prompt.
+    Waveform k of prompt `x` is drawn from its own generator, seeded by `waveform_seed(cfg.seed, x, k)`.
+    `prompts.jsonl` has one row per file: `id` (the file stem), `prompt_id`, `waveform`, `caption`,
+    `audio`, `seed` and `clipped` (share of samples beyond +-1, clipped when written; a warning names
+    the clips that have any).
 
     Args:
         pipeline: pipeline directory or hub id.
@@ -116,25 +137,37 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
     """
     cfg = cfg or GenerationConfig()
     prompts = read_prompts(prompts_file)
+    n = cfg.waveforms_per_prompt
+    # unique: ids are, and "<id>_<k>" splits back at its last "_" since k has none
+    stems = {clip_id: [clip_id] if n == 1 else [f"{clip_id}_{k}" for k in range(n)] for clip_id, _ in prompts}
     check_clip_seconds(pipeline, cfg.seconds)
     pipe = load_pipeline(pipeline).to(device)
     pipe.set_progress_bar_config(disable=True)
     set_scheduler(pipe, cfg.scheduler)
-    captions = [fit_prompt(pipe, caption) for _, caption in prompts]
+    jobs = [(stem, clip_id, k, fit_prompt(pipe, caption))
+            for clip_id, caption in prompts for k, stem in enumerate(stems[clip_id])]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rate = pipe.vocoder.config.sampling_rate
-    written = []
-    for b, start in enumerate(tqdm(range(0, len(prompts), cfg.batch_size), desc="generate")):
-        batch = captions[start:start + cfg.batch_size]
-        negative = [cfg.negative_prompt] * len(batch) if cfg.negative_prompt else None
-        audios = pipe(batch, audio_length_in_s=cfg.seconds, num_inference_steps=cfg.steps,
-                      guidance_scale=cfg.guidance_scale, negative_prompt=negative,
-                      generator=torch.Generator("cpu").manual_seed(cfg.seed + b)).audios
-        for (clip_id, _), audio in zip(prompts[start:start + cfg.batch_size], audios):
-            path = out / f"{clip_id}.wav"
-            write_wav(path, np.asarray(audio, dtype=np.float32), rate)
-            written.append(path)
-    rows = [{"id": i, "caption": c, "audio": f"{i}.wav"} for (i, _), c in zip(prompts, captions)]
+    written, rows = [], []
+    for start in tqdm(range(0, len(jobs), cfg.batch_size), desc="generate"):
+        batch = jobs[start:start + cfg.batch_size]
+        seeds = [waveform_seed(cfg.seed, clip_id, k) for _, clip_id, k, _ in batch]
+        audios = pipe([caption for *_, caption in batch], audio_length_in_s=cfg.seconds,
+                      num_inference_steps=cfg.steps, guidance_scale=cfg.guidance_scale,
+                      negative_prompt=[cfg.negative_prompt] * len(batch) if cfg.negative_prompt else None,
+                      generator=[torch.Generator("cpu").manual_seed(seed) for seed in seeds]).audios
+        for (stem, clip_id, k, caption), seed, audio in zip(batch, seeds, audios):
+            audio = np.asarray(audio, dtype=np.float32)
+            write_wav(out / f"{stem}.wav", audio, rate)
+            written.append(out / f"{stem}.wav")
+            rows.append({"id": stem, "prompt_id": clip_id, "waveform": k, "caption": caption,
+                         "audio": f"{stem}.wav", "seed": seed, "clipped": round(clipped_share(audio), 6)})
     (out / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    clipped = [r for r in rows if r["clipped"] > 0]
+    if clipped:
+        worst = max(clipped, key=lambda r: r["clipped"])
+        warnings.warn(f"{len(clipped)} of {len(rows)} clips exceeded +-1 and were clipped when written "
+                      f"(worst: {worst['audio']}, {100 * worst['clipped']:.2f} % of samples); "
+                      f"per clip in {out / 'prompts.jsonl'}", stacklevel=2)
     return written

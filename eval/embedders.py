@@ -14,7 +14,7 @@ import importlib
 import importlib.util
 import sys
 import warnings
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Protocol
@@ -292,10 +292,20 @@ def load_scorer(spec: str, gives: str):
 
 
 def audio_files(folder: str | Path) -> list[Path]:
-    """The audio files in a folder, sorted; other files are left out and counted in a warning."""
+    """The audio files in a folder, sorted; other files are left out and counted in a warning.
+
+    Clips pair by file stem within one folder, so audio in subfolders is refused rather than
+    silently left out (`ref/sub/b.wav` would otherwise never meet `gen/sub/b.wav`).
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: not a folder")
+    nested = sorted(p.relative_to(folder) for p in folder.rglob("*")
+                    if p.is_file() and p.parent != folder and p.suffix.lower() in AUDIO_SUFFIXES)
+    if nested:
+        raise DataError(f"{folder}: holds audio in subfolders ({', '.join(map(str, nested[:3]))}"
+                        f"{f' ... ({len(nested)} in all)' if len(nested) > 3 else ''}); clips pair by file name "
+                        f"within one folder: pass each subfolder on its own, or flatten them")
     files = sorted(p for p in folder.iterdir() if p.is_file())
     audio = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
     if not audio:
@@ -303,6 +313,18 @@ def audio_files(folder: str | Path) -> list[Path]:
     if len(audio) < len(files):
         warnings.warn(f"{folder}: skipped {len(files) - len(audio)} non-audio file(s)", stacklevel=2)
     return audio
+
+
+def reference_stem(stem: str, references: Container[str]) -> str | None:
+    """The reference (or prompt) id a generated clip's file stem belongs to, or None.
+
+    The rule everywhere clips are paired: the stem itself, else `<id>` for `<id>_<k>` (k digits), the
+    name `tclap generate --waveforms-per-prompt` gives waveform k of prompt `<id>`.
+    """
+    if stem in references:
+        return stem
+    base, sep, k = stem.rpartition("_")
+    return base if sep and k.isdigit() and base in references else None
 
 
 def files_by_stem(paths: Iterable[str | Path], what: str) -> dict[str, Path]:

@@ -9,7 +9,8 @@ reference clip r and of the generated clip with the same file name g, and report
 i.e. KL(reference || generated), the generated probabilities offset by 1e-6 before the log
 (torch `kl_div(log(q + eps), p, reduction="sum") / N`). The paper's "KL" is the softmax one.
 audioldm_eval pairs by base name and silently skips unmatched clips; we pair by file stem (so a
-.wav reference may meet a .flac generation), refuse a set where fewer than 99 % of the clips pair
+.wav reference may meet a .flac generation; `<id>_<k>`, waveform k of `tclap generate
+--waveforms-per-prompt`, pairs with reference `<id>`, each waveform one term of the mean), refuse a set where fewer than 99 % of the clips pair
 (the error lists the unmatched ones), and above that score the pairs with a warning naming the
 rest, since a silent skip changes the score without a trace.
 """
@@ -25,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 
-from eval.embedders import audio_files, clip_logits, files_by_stem, load_scorer
+from eval.embedders import audio_files, clip_logits, files_by_stem, load_scorer, reference_stem
 from tclap.errors import DataError
 
 EPS = 1e-6  # audioldm_eval's offset on the generated probabilities
@@ -49,36 +50,39 @@ def _names(names: Iterable[str]) -> str:
 
 
 def pair_by_stem(reference: Iterable[str | Path], generated: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """Match reference and generated files by file stem; at least 99 % of all files must find a partner.
+    """Match each generated file to its reference by stem (`eval.embedders.reference_stem`: the same
+    stem, or `<id>_<k>` for waveform k of reference `<id>`); at least 99 % of all files must pair.
 
     Args:
         reference: reference audio paths.
         generated: generated audio paths.
 
     Returns:
-        (reference, generated) path pairs, sorted by stem.
+        (reference, generated) path pairs, sorted by generated stem.
     """
     ref, gen = files_by_stem(reference, "reference"), files_by_stem(generated, "generated")
-    return [(ref[s], gen[s]) for s in sorted(_matched_stems(ref, gen))]
+    links = _links(ref, gen)
+    return [(ref[links[g]], gen[g]) for g in sorted(links)]
 
 
-def _matched_stems(reference: Mapping[str, object], generated: Mapping[str, object]) -> set[str]:
-    matched = set(reference) & set(generated)
-    no_generation, no_reference = set(reference) - matched, set(generated) - matched
+def _links(reference: Mapping[str, object], generated: Mapping[str, object]) -> dict[str, str]:
+    """Generated stem -> reference stem for every generated clip that has a reference."""
+    links = {g: r for g in generated if (r := reference_stem(g, reference)) is not None}
+    no_generation, no_reference = set(reference) - set(links.values()), set(generated) - set(links)
     problems = []
     if no_generation:
         problems.append(f"references with no generated clip: {_names(no_generation)}")
     if no_reference:
         problems.append(f"generated clips with no reference: {_names(no_reference)}")
-    total = len(matched) + len(no_generation) + len(no_reference)
+    total = len(links) + len(no_generation) + len(no_reference)  # a pair, or an unpaired file, counts once
     if not total:
         raise DataError("KL: no clips to compare")
-    if len(matched) < MIN_PAIRED * total:
-        raise DataError(f"KL pairing by file stem failed ({len(matched)} of {total} clips paired, "
+    if len(links) < MIN_PAIRED * total:
+        raise DataError(f"KL pairing by file stem failed ({len(links)} of {total} clips paired, "
                         f"{MIN_PAIRED:.0%} needed); " + "; ".join(problems))
     if problems:
-        warnings.warn(f"KL scores {len(matched)} pairs; unpaired: " + "; ".join(problems), stacklevel=3)
-    return matched
+        warnings.warn(f"KL scores {len(links)} pairs; unpaired: " + "; ".join(problems), stacklevel=3)
+    return links
 
 
 def paired_kl(reference_logits: Mapping[str, np.ndarray], generated_logits: Mapping[str, np.ndarray]) -> KLScores:
@@ -86,10 +90,12 @@ def paired_kl(reference_logits: Mapping[str, np.ndarray], generated_logits: Mapp
 
     Args:
         reference_logits: stem -> (C,) classifier logits of a reference clip.
-        generated_logits: stem -> (C,) logits of the generated clip with that stem.
+        generated_logits: stem -> (C,) logits of a generated clip, paired with the reference of the
+            same stem or, for `<id>_<k>`, of stem `<id>` (one term per generated waveform).
     """
-    stems = sorted(_matched_stems(reference_logits, generated_logits))
-    ref = np.stack([np.asarray(reference_logits[s], dtype=np.float64) for s in stems])
+    links = _links(reference_logits, generated_logits)
+    stems = sorted(links)
+    ref = np.stack([np.asarray(reference_logits[links[s]], dtype=np.float64) for s in stems])
     gen = np.stack([np.asarray(generated_logits[s], dtype=np.float64) for s in stems])
     if ref.shape != gen.shape or ref.ndim != 2:
         raise DataError(f"KL: logits must be (C,) vectors of one size; got reference {ref.shape[1:]}, "
@@ -111,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         classifier = load_scorer(args.classifier, "class_logits")
         pairs = pair_by_stem(audio_files(args.reference), audio_files(args.generated))
-        scores = paired_kl(clip_logits(classifier, [r for r, _ in pairs]), clip_logits(classifier, [g for _, g in pairs]))
+        references = list(dict.fromkeys(r for r, _ in pairs))  # a reference of several waveforms is scored once
+        scores = paired_kl(clip_logits(classifier, references), clip_logits(classifier, [g for _, g in pairs]))
     except DataError as error:
         parser.exit(2, f"kl: error: {error}\n")
     print(json.dumps({"kl": scores.softmax, "kl_sigmoid": scores.sigmoid, "pairs": scores.pairs}, indent=2))

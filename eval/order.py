@@ -21,13 +21,14 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from eval.embedders import SCORERS, audio_files, files_by_stem, load_scorer, min_seconds
+from eval.embedders import SCORERS, audio_files, files_by_stem, load_scorer, min_seconds, reference_stem
 from tclap.audio import load_audio
 from tclap.csv_rows import jsonl_rows
 from tclap.errors import DataError
@@ -186,23 +187,28 @@ def main(argv: list[str] | None = None) -> None:
         detector = load_scorer(spec, "activity")
         requests = read_requests(args.prompts)
         files = files_by_stem(audio_files(args.clips), args.clips)
-        missing = sorted(set(requests) - set(files))
+        prompt_of = {stem: p for stem in files if (p := reference_stem(stem, requests)) is not None}
+        missing = sorted(set(requests) - set(prompt_of.values()))
         if missing:
             raise DataError(f"{args.clips}: no clip for prompt id(s) {', '.join(missing[:5])}"
                             + (f" ... ({len(missing)} in all)" if len(missing) > 5 else ""))
+        strays = sorted(set(files) - set(prompt_of))
+        if strays:
+            warnings.warn(f"{args.clips}: {len(strays)} clip(s) match no prompt id and are not scored: "
+                          f"{', '.join(strays[:5])}", stacklevel=1)
         unknown = sorted({e for events in requests.values() for e in events} - set(detector.classes))
         if unknown:
             raise DataError(f"{args.prompts}: event class(es) {unknown} unknown to the detector {detector.classes}")
-        ids = sorted(requests)
+        ids = sorted(prompt_of)
         shortest = min_seconds(detector)
         activities = [detector.activity(load_audio(files[i], detector.sample_rate, shortest)) for i in ids]
-        scores, verdicts = order_accuracy(activities, [[detector.classes.index(e) for e in requests[i]] for i in ids],
-                                          args.merge_gap)
+        scores, verdicts = order_accuracy(
+            activities, [[detector.classes.index(e) for e in requests[prompt_of[i]]] for i in ids], args.merge_gap)
     except DataError as error:
         parser.exit(2, f"order: error: {error}\n")
     if args.csv:
-        write_rows(args.csv, [{"id": i, "events": " > ".join(requests[i]), **verdict_row(v, detector.frame_seconds)}
-                              for i, v in zip(ids, verdicts)])
+        write_rows(args.csv, [{"id": i, "events": " > ".join(requests[prompt_of[i]]),
+                               **verdict_row(v, detector.frame_seconds)} for i, v in zip(ids, verdicts)])
     print(json.dumps(asdict(scores), indent=2))
 
 

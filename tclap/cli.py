@@ -163,7 +163,7 @@ def _generate(args: argparse.Namespace) -> None:
 
     cfg = GenerationConfig(steps=args.steps, guidance_scale=args.guidance_scale, seconds=args.seconds,
                            batch_size=args.batch_size, seed=args.seed, scheduler=args.scheduler,
-                           negative_prompt=args.negative_prompt)
+                           negative_prompt=args.negative_prompt, waveforms_per_prompt=args.waveforms_per_prompt)
     written = generate_files(args.pipeline, args.prompts, args.out, cfg, device=args.device)
     print(f"wrote {len(written)} clips to {args.out}")
 
@@ -295,7 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--guidance-scale", type=float, default=2.5)
     p.add_argument("--seconds", type=float, default=5.0, help="clip duration")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--seed", type=int, default=0, help="batch b uses seed + b")
+    p.add_argument("--seed", type=int, default=0,
+                   help="waveform k of prompt ID is seeded from (seed, ID, k), whatever the batching")
+    p.add_argument("--waveforms-per-prompt", type=int, default=1,
+                   help="N > 1 writes ID_0.wav ... ID_{N-1}.wav per prompt (diffusers' num_waveforms_per_prompt)")
     p.add_argument("--scheduler", default="ddim", help="ddim or dpm-solver++")
     p.add_argument("--negative-prompt")
     p.add_argument("--device", default="cpu")

@@ -10,7 +10,8 @@ import soundfile as sf
 import torch
 
 from audioldm_cond.encoders import resolve_encoder
-from audioldm_cond.generation import GenerationConfig, generate_files, read_prompts, truncate
+from audioldm_cond.generation import (GenerationConfig, clipped_share, generate_files, read_prompts, truncate,
+                                      waveform_seed)
 from audioldm_cond.pipeline import assemble_pipeline, audioldm_scheduler, save_pipeline, tiny_unet, tiny_vae
 from audioldm_cond.vocoder import GriffinLimVocoder
 from tclap.cli import main
@@ -44,10 +45,11 @@ def test_writes_one_wav_per_prompt_named_by_id_and_reproducibly(pipeline_dir, pr
     audio, rate = sf.read(written[0])
     assert rate == 16000 and audio.shape == (16000,) and np.abs(audio).max() > 0
     rows = [json.loads(line) for line in (tmp_path / "a" / "prompts.jsonl").read_text().splitlines()]
-    assert rows[2] == {"id": "mix2", "caption": CAPTIONS[2], "audio": "mix2.wav"}
+    assert {k: rows[2][k] for k in ("id", "prompt_id", "waveform", "caption", "audio")} == {
+        "id": "mix2", "prompt_id": "mix2", "waveform": 0, "caption": CAPTIONS[2], "audio": "mix2.wav"}
     again = generate_files(pipeline_dir, prompts, tmp_path / "b", cfg)
     assert all(np.array_equal(sf.read(x)[0], sf.read(y)[0]) for x, y in zip(written, again))
-    # The second batch has its own seed: same caption set, different noise than batch 0 would give.
+    # another --seed gives other noise
     other = generate_files(pipeline_dir, prompts, tmp_path / "c", GenerationConfig(steps=2, seconds=1.0, batch_size=2,
                                                                                   seed=6))
     assert not np.array_equal(sf.read(other[0])[0], sf.read(written[0])[0])
@@ -138,3 +140,33 @@ def test_cli_generate_writes_files(pipeline_dir, prompts, tmp_path, capsys):
           "--steps", "2", "--seconds", "1", "--scheduler", "dpm-solver++"])
     assert sorted(p.name for p in (tmp_path / "g").glob("*.wav")) == ["mix0.wav", "mix1.wav", "mix2.wav"]
     assert "wrote 3 clips" in capsys.readouterr().out
+
+
+def test_a_prompt_sounds_the_same_whatever_shares_its_batch(pipeline_dir, tmp_path):
+    forward, backward = tmp_path / "xy.jsonl", tmp_path / "yx.jsonl"
+    rows = [{"id": "x", "caption": CAPTIONS[0]}, {"id": "y", "caption": CAPTIONS[1]}]
+    forward.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    backward.write_text("".join(json.dumps(r) + "\n" for r in rows[::-1]))
+    cfg = GenerationConfig(steps=2, seconds=1.0, batch_size=2)
+    generate_files(pipeline_dir, forward, tmp_path / "xy", cfg)
+    generate_files(pipeline_dir, backward, tmp_path / "yx", cfg)
+    for name in ("x.wav", "y.wav"):
+        assert np.array_equal(sf.read(tmp_path / "xy" / name)[0], sf.read(tmp_path / "yx" / name)[0]), name
+    assert not np.array_equal(sf.read(tmp_path / "xy" / "x.wav")[0], sf.read(tmp_path / "xy" / "y.wav")[0])
+
+
+def test_several_waveforms_per_prompt_are_named_and_listed_by_prompt_and_index(pipeline_dir, prompts, tmp_path):
+    cfg = GenerationConfig(steps=2, seconds=1.0, batch_size=4, waveforms_per_prompt=2)
+    written = generate_files(pipeline_dir, prompts, tmp_path / "g", cfg)
+    assert [p.name for p in written] == ["mix0_0.wav", "mix0_1.wav", "mix1_0.wav", "mix1_1.wav", "mix2_0.wav",
+                                         "mix2_1.wav"]
+    rows = [json.loads(line) for line in (tmp_path / "g" / "prompts.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["prompt_id"], r["waveform"]) for r in rows[:2]] == [("mix0_0", "mix0", 0), ("mix0_1", "mix0", 1)]
+    assert rows[0]["seed"] == waveform_seed(0, "mix0", 0) != rows[1]["seed"]
+    assert all(0.0 <= r["clipped"] <= 1.0 for r in rows)
+    assert not np.array_equal(sf.read(written[0])[0], sf.read(written[1])[0])
+
+
+def test_clipped_share_counts_the_samples_beyond_one():
+    assert clipped_share(np.array([0.5, -1.0, 1.2, -3.0, 0.0], dtype=np.float32)) == pytest.approx(2 / 5)
+    assert clipped_share(np.zeros(0, dtype=np.float32)) == 0.0

@@ -1,8 +1,11 @@
 """Fréchet distance: closed forms and an independent eigen-decomposition implementation."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
+from scipy import linalg
 
 from eval.frechet import embedding_frechet_distance, frechet_distance, gaussian_fit
 from tclap.errors import DataError
@@ -35,6 +38,24 @@ def test_identical_gaussians_are_zero_apart():
     assert frechet_distance(mu, sigma, mu, sigma) == pytest.approx(0.0, abs=1e-6)
 
 
+def test_a_set_against_itself_is_clamped_at_zero_not_below():
+    """For this set the unclamped formula gives about -7e-15 (rounding); a distance is never negative."""
+    a = np.random.default_rng(0).standard_normal((20, 8))
+    mu, sigma = gaussian_fit(a)
+    raw = 2 * np.trace(sigma) - 2 * np.trace(linalg.sqrtm(sigma @ sigma).real)
+    assert raw < 0 and frechet_distance(mu, sigma, mu, sigma) == 0.0
+
+
+def test_regularisation_is_reported_in_our_words_and_scipy_warning_kept_out():
+    a = np.random.default_rng(0).standard_normal((2, 4))  # rank-1 covariance: scipy warns "Matrix is singular"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert embedding_frechet_distance(a, a) >= 0.0
+    messages = [str(w.message) for w in caught]
+    assert not any(issubclass(w.category, linalg.LinAlgWarning) for w in caught)
+    assert any("regularised with 1e-06 added to both diagonals" in m for m in messages), messages
+
+
 def test_matches_eigen_implementation_on_random_data():
     rng = np.random.default_rng(1)
     a = rng.standard_normal((200, 6)) @ rng.standard_normal((6, 6))
@@ -60,7 +81,7 @@ def test_gaussian_fit_uses_unbiased_covariance():
 
 
 def test_bad_input_is_a_data_error():
-    with pytest.raises(DataError, match="generated"):
-        embedding_frechet_distance(np.ones((5, 3)), np.ones((1, 3)))
+    with pytest.raises(DataError, match=r"gen/: need at least 2 embeddings"):
+        embedding_frechet_distance(np.ones((5, 3)), np.ones((1, 3)), names=("ref/", "gen/"))
     with pytest.raises(DataError, match="shapes differ"):
         frechet_distance(np.zeros(2), np.eye(2), np.zeros(3), np.eye(3))

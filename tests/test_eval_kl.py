@@ -68,3 +68,20 @@ def test_pairing_above_99_percent_scores_the_pairs_and_names_the_rest():
     del gen["c150"]  # 197 of 200: below 99 %
     with pytest.raises(DataError, match=r"197 of 200 clips paired, 99% needed.*c007, c100, c150"):
         paired_kl(ref, gen)
+
+
+def test_waveforms_of_one_prompt_pair_with_its_reference_and_an_exact_stem_wins():
+    pairs = pair_by_stem(["ref/a.wav", "ref/b.wav", "ref/b_1.wav"], ["g/a_0.wav", "g/a_1.wav", "g/b_0.wav", "g/b_1.wav"])
+    assert [(r.name, g.name) for r, g in pairs] == [("a.wav", "a_0.wav"), ("a.wav", "a_1.wav"), ("b.wav", "b_0.wav"),
+                                                    ("b_1.wav", "b_1.wav")]
+    with pytest.raises(DataError, match="no reference: a_x"):
+        pair_by_stem(["a.wav"], ["a_0.wav", "a_x.wav"])  # only digits after the last "_" name a waveform
+
+
+def test_kl_over_waveforms_is_the_mean_of_one_term_per_waveform():
+    ref = {"a": np.array([2.0, 0.0]), "b": np.array([0.0, 1.0])}
+    gen = {"a_0": np.array([1.0, 0.0]), "a_1": np.array([0.0, 0.0]), "b_0": np.array([0.0, 3.0])}
+    terms = [rel_entr(softmax(r), softmax(g)).sum() for r, g in
+             ((ref["a"], gen["a_0"]), (ref["a"], gen["a_1"]), (ref["b"], gen["b_0"]))]
+    scores = paired_kl(ref, gen)
+    assert scores.pairs == 3 and scores.softmax == pytest.approx(np.mean(terms), abs=1e-5)  # EPS 1e-6 offset

@@ -102,7 +102,7 @@ def test_order_script_refuses_prompts_without_events(folders, tmp_path, capsys):
     (tmp_path / "p.jsonl").write_text('{"id": "x", "caption": "bell and then beep"}\n')
     with pytest.raises(SystemExit):
         tclap(["order", str(folders / "reference"), "--prompts", str(tmp_path / "p.jsonl"), "--detector", str(DETECTOR)])
-    assert "line 1: needs an `id` and a non-empty `events` list" in capsys.readouterr().err
+    assert "p.jsonl:1: needs an `id` and a non-empty `events` list" in capsys.readouterr().err
 
 
 def test_order_script_refuses_two_clips_for_one_prompt(folders, tmp_path, capsys):
@@ -128,3 +128,31 @@ def test_too_short_files_are_named_and_odd_rates_resampled(folders, tmp_path, ca
     with pytest.raises(SystemExit):
         tclap(["kl", str(tmp_path / "reference"), str(tmp_path / "generated"), "--classifier", f"detector:{DETECTOR}"])
     assert f"{first.name}: too short (0.006 s < 0.1 s)" in capsys.readouterr().err
+
+
+def test_several_waveforms_per_prompt_are_all_scored_against_their_prompt(folders, tmp_path, capsys):
+    (tmp_path / "clips").mkdir()
+    for clip in sorted((folders / "reference").glob("*.wav")):
+        for k in range(2):
+            shutil.copy(clip, tmp_path / "clips" / f"{clip.stem}_{k}.wav")
+    shutil.copy(clip, tmp_path / "clips" / "stray.wav")
+    with pytest.warns(UserWarning, match="1 clip.s. match no prompt id and are not scored: stray"):
+        order = run_json(capsys, ["order", str(tmp_path / "clips"), "--prompts", str(folders / "prompts.jsonl"),
+                                  "--detector", str(DETECTOR)])
+    single = run_json(capsys, ["order", str(folders / "reference"), "--prompts", str(folders / "prompts.jsonl"),
+                               "--detector", str(DETECTOR)])
+    assert order["clips"] == 6 and order["order_accuracy"] == pytest.approx(single["order_accuracy"])
+    (tmp_path / "clips" / "stray.wav").unlink()
+    kl = run_json(capsys, ["kl", str(folders / "reference"), str(tmp_path / "clips"), "--classifier", f"detector:{DETECTOR}"])
+    assert kl["pairs"] == 6 and kl["kl"] == pytest.approx(0.0, abs=1e-5)  # each waveform is its reference
+
+
+def test_audio_in_subfolders_is_refused_not_dropped(folders, tmp_path, capsys):
+    for side in ("reference", "generated"):
+        shutil.copytree(folders / side, tmp_path / side)
+        (tmp_path / side / "sub").mkdir()
+        shutil.copy(sorted((folders / side).glob("*.wav"))[0], tmp_path / side / "sub" / "b.wav")
+    for command in (["kl", "--classifier", f"detector:{DETECTOR}"], ["fad", "--embedder", f"detector:{DETECTOR}"]):
+        with pytest.raises(SystemExit):
+            tclap([command[0], str(tmp_path / "reference"), str(tmp_path / "generated"), *command[1:]])
+        assert "holds audio in subfolders (sub/b.wav); clips pair by file name" in capsys.readouterr().err

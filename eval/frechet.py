@@ -18,6 +18,7 @@ import numpy as np
 from scipy import linalg
 
 from eval.embedders import audio_files, load_scorer, pooled_embeddings
+from tclap.audio import strict_audio
 from tclap.errors import DataError
 
 IMAGINARY_TOLERANCE = 1e-3  # sqrtm of a product of PSD matrices is real up to rounding
@@ -95,7 +96,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("generated", help="folder of generated clips")
     parser.add_argument("--embedder", required=True,
                         help="vggish:CKPT (FAD), panns:CKPT, clap:DIR or detector:FILE (offline stand-ins)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a WAV file shorter than its header declares is an error, not a warning")
     args = parser.parse_args(argv)
+    if args.strict:
+        strict_audio()
     try:
         embedder = load_scorer(args.embedder, "frame_embeddings")
         reference, generated = (pooled_embeddings(embedder, audio_files(d)) for d in (args.reference, args.generated))

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 
 from eval.embedders import audio_files, clip_logits, files_by_stem, load_scorer, reference_stem
+from tclap.audio import strict_audio
 from tclap.errors import DataError
 
 EPS = 1e-6  # audioldm_eval's offset on the generated probabilities
@@ -113,7 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("reference", help="folder of reference clips")
     parser.add_argument("generated", help="folder of generated clips, named like their references")
     parser.add_argument("--classifier", required=True, help="panns:CNN14_16K_CKPT, or detector:FILE (offline)")
+    parser.add_argument("--strict", action="store_true",
+                        help="a WAV file shorter than its header declares is an error, not a warning")
     args = parser.parse_args(argv)
+    if args.strict:
+        strict_audio()
     try:
         classifier = load_scorer(args.classifier, "class_logits")
         pairs = pair_by_stem(audio_files(args.reference), audio_files(args.generated))

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from eval.embedders import SCORERS, audio_files, files_by_stem, load_scorer, min_seconds, reference_stem
-from tclap.audio import load_audio
+from tclap.audio import load_audio, strict_audio
 from tclap.csv_rows import jsonl_rows
 from tclap.errors import DataError
 
@@ -181,7 +181,11 @@ def main(argv: list[str] | None = None) -> None:
                                                           "panns-sed:CKPT (PANNs' frame-wise CNN14, real data)")
     parser.add_argument("--merge-gap", type=int, default=0, help="frames of flicker merged into one segment")
     parser.add_argument("--csv", type=Path, help="write one row per clip, with onsets")
+    parser.add_argument("--strict", action="store_true",
+                        help="a WAV file shorter than its header declares is an error, not a warning")
     args = parser.parse_args(argv)
+    if args.strict:
+        strict_audio()
     try:
         spec = args.detector if args.detector.partition(":")[0] in SCORERS else f"detector:{args.detector}"
         detector = load_scorer(spec, "activity")

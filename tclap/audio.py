@@ -6,6 +6,8 @@ raises `DataError` naming the file and what is wrong, so callers can either stop
 from __future__ import annotations
 
 import os
+import warnings
+import wave
 from pathlib import Path
 from typing import BinaryIO
 
@@ -16,6 +18,29 @@ import soundfile as sf
 from tclap.errors import DataError
 
 SILENCE_DB = -60.0  # peak level (dBFS) under which a file counts as silent
+
+
+class TruncatedAudioWarning(DataError, UserWarning):
+    """A PCM WAV file holds fewer samples than its header declares (a cut-off copy or download).
+
+    A warning by default; `strict_audio()` (the scripts' `--strict`) turns it into this DataError.
+    """
+
+
+def strict_audio() -> None:
+    """From now on, a truncated file is an error (`TruncatedAudioWarning` raised), not a warning."""
+    warnings.simplefilter("error", TruncatedAudioWarning)
+
+
+def _declared_frames(path: Path) -> int | None:
+    """Sample frames a PCM WAV header declares (stdlib `wave`); None for other formats."""
+    if path.suffix.lower() != ".wav":
+        return None
+    try:
+        with wave.open(str(path), "rb") as handle:
+            return handle.getnframes()
+    except (wave.Error, EOFError):  # float WAV, WAVE_FORMAT_EXTENSIBLE, ...: libsndfile alone reads those
+        return None
 
 
 def load_audio(path: str | os.PathLike, sample_rate: int, min_seconds: float = 0.0) -> np.ndarray:
@@ -41,6 +66,11 @@ def decode_audio(source: str | os.PathLike | BinaryIO, sample_rate: int, name: s
         raise DataError(f"{name}: cannot decode audio ({error})") from None
     if audio.shape[0] == 0:
         raise DataError(f"{name}: empty audio (0 samples)")
+    declared = _declared_frames(Path(source)) if isinstance(source, (str, os.PathLike)) else None
+    if declared is not None and declared != audio.shape[0]:
+        warnings.warn(TruncatedAudioWarning(
+            f"{name}: the WAV header declares {declared} samples but {audio.shape[0]} were decoded "
+            f"(a truncated file?); scored as decoded"), stacklevel=3)
     if not np.isfinite(audio).all():
         raise DataError(f"{name}: audio contains NaN or infinite samples")
     audio = audio.mean(axis=1)  # (n,) stereo and multichannel are downmixed

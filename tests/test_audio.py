@@ -79,3 +79,30 @@ def test_write_wav_is_atomic_and_round_trips(tmp_path):
     write_wav(tmp_path / "x.wav", x, 16000)
     assert [p.name for p in tmp_path.iterdir()] == ["x.wav"]
     np.testing.assert_allclose(load_audio(tmp_path / "x.wav", 16000), x, atol=1 / 32767 + 1e-6)
+
+
+def truncated_wav(path):
+    """A PCM16 WAV cut to half its bytes: the header still declares 16,000 samples, 7,989 remain."""
+    sf.write(path, tone(440, 1.0, 16000), 16000, subtype="PCM_16")
+    data = path.read_bytes()
+    path.write_bytes(data[:len(data) // 2])
+    return path
+
+
+def test_a_wav_shorter_than_its_header_warns_naming_the_file_and_strict_makes_it_an_error(tmp_path):
+    import warnings
+
+    from tclap.audio import TruncatedAudioWarning, strict_audio
+
+    path = truncated_wav(tmp_path / "cut.wav")
+    with pytest.warns(TruncatedAudioWarning, match=r"cut.wav: the WAV header declares 16000 samples but 7989"):
+        assert len(load_audio(path, 16000)) == 7989
+    sf.write(tmp_path / "whole.wav", tone(440, 1.0, 16000), 16000, subtype="PCM_16")
+    sf.write(tmp_path / "float.wav", tone(440, 1.0, 16000), 16000, subtype="FLOAT")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_audio(tmp_path / "whole.wav", 16000)
+        load_audio(tmp_path / "float.wav", 16000)  # no PCM header count: libsndfile's reading stands
+        strict_audio()
+        with pytest.raises(DataError, match="cut.wav: the WAV header declares"):
+            load_audio(path, 16000)

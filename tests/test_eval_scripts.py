@@ -156,3 +156,17 @@ def test_audio_in_subfolders_is_refused_not_dropped(folders, tmp_path, capsys):
         with pytest.raises(SystemExit):
             tclap([command[0], str(tmp_path / "reference"), str(tmp_path / "generated"), *command[1:]])
         assert "holds audio in subfolders (sub/b.wav); clips pair by file name" in capsys.readouterr().err
+
+
+def test_strict_scoring_refuses_a_truncated_wav(folders, tmp_path, capsys):
+    from test_audio import truncated_wav
+
+    for side in ("reference", "generated"):
+        shutil.copytree(folders / side, tmp_path / side)
+    victim = truncated_wav(sorted((tmp_path / "generated").glob("*.wav"))[0])
+    argv = ["kl", str(tmp_path / "reference"), str(tmp_path / "generated"), "--classifier", f"detector:{DETECTOR}"]
+    with pytest.warns(UserWarning, match=f"{victim.name}: the WAV header declares"):
+        run_json(capsys, argv)
+    with pytest.raises(SystemExit) as exit_:
+        tclap(argv + ["--strict"])
+    assert exit_.value.code == 2 and f"{victim.name}: the WAV header declares 16000 samples" in capsys.readouterr().err

@@ -151,6 +151,15 @@ KEEPS_THEN = [
 ]
 
 NOT_SWAPPABLE = [
+    # issue 15's kinds, on captions other than the issue's examples
+    ("A chainsaw whirring then sputtering",
+     "the subject of 'a chainsaw whirring' carries over to 'sputtering' (shared subject)"),
+    ("A kettle whistles and then a man lifts it", "'it' refers to an earlier clause: 'a man lifts it'"),
+    ("Pigeons coo before a boy chases them away", "'them' refers to an earlier clause: 'a boy chases them away'"),
+    ("A goat bleats and then a man calls him", "'him' refers to an earlier clause: 'a man calls him'"),
+    ("A baby cries, then a mother soothes her", "'her' refers to an earlier clause: 'a mother soothes her'"),
+    ("A bell rings, then a man talks A bell rings, then a man talks",
+     "unsure: a new sentence starts inside the caption ('talks A bell', no full stop)"),
     ("Birds chirp while a man speaks.", "simultaneous: 'while'"),
     ("A man speaks as a car passes by.", "simultaneous: 'as'"),
     ("A man speaks with a dog barking in the background.", "simultaneous: 'with'"),

@@ -98,7 +98,12 @@ _NOT_SIMULTANEITY = re.compile(r"\bas well as\b|\b(?:such|same|known) as\b|\bas 
 _DETERMINERS = set("a an the this that these those another some his her their its my your our one two three "
                    "four several many few multiple various numerous both each every".split())
 _PRONOUNS = set("he she it they".split())
+# Object pronouns that, in a later clause, point back to an earlier one ("... a woman answers it").
+# "her" is one too when nothing follows it ("feeds her"), not as a possessive ("clears her throat").
+_OBJECT_PRONOUNS = set("it them him".split())
 _SUBJECT_PRONOUNS = _PRONOUNS | set("someone somebody something everyone we you i".split())
+_ING_NOUNS = set("ring rings king thing things something nothing anything everything string strings spring "
+                 "wing wings ceiling building".split())
 _AUXILIARIES = set("is are was were has have had can could will would does do did gets keeps".split())
 _ADJECTIVES = set("loud quiet soft faint distant heavy light high low deep sharp short long brief rapid quick "
                   "slow small large big little metallic mechanical electronic electric rhythmic steady constant "
@@ -208,6 +213,9 @@ def _parse(caption: str) -> _Parse:
     body = caption.strip()
     match = re.search(r"[\s,;:]*[.!?]*\s*$", body)
     suffix, body = re.sub(r"[^.!?]", "", match.group()), body[:match.start()]
+    run_on = re.search(r"[a-z]+\s+(?:A|An|The)\s+[a-z]+", body)
+    if run_on:
+        raise _NotSwappable(f"unsure: a new sentence starts inside the caption ({run_on.group()!r}, no full stop)")
     lower = _lower(body)
     marker = _OPENING_MARKER.match(lower)
     marker_text = body[:marker.end()] if marker else ""
@@ -394,13 +402,18 @@ def _check_events(events: list[str], kinds: list[str]) -> None:
             raise _NotSwappable(f"{reference!r} refers to an earlier clause: {event!r}")
         if link in ("before", "after") and words[0].endswith("ing") and _phrase_kind(previous) == "clause":
             raise _NotSwappable(f"second clause has no subject of its own: {event!r}")
+        if words[0].endswith("ing") and _ends_phrase(words[1:]) and _has_participle(previous):
+            raise _NotSwappable(f"the subject of {previous!r} carries over to {event!r} (shared subject)")
 
 
 def _back_reference(words: list[str], earlier: set[str]) -> str | None:
-    """A phrase that only makes sense after an earlier clause: "he", "again", "another", "the dog"."""
+    """A phrase that only makes sense after an earlier clause: "he", "answers it", "again", "another",
+    "the dog"."""
     if words[0] in _PRONOUNS:
         return words[0]
     for i, word in enumerate(words):
+        if i and (word in _OBJECT_PRONOUNS or (word == "her" and _ends_phrase(words[i + 1:]))):
+            return word
         if word == "again" and words[i - 1:i] != ["and"] and words[i + 1:i + 3] != ["and", "again"]:
             return word
         if word in ("another", "same"):
@@ -408,6 +421,19 @@ def _back_reference(words: list[str], earlier: set[str]) -> str | None:
         if word == "the" and i + 1 < len(words) and words[i + 1] in earlier - _DETERMINERS:
             return f"the {words[i + 1]}"
     return None
+
+
+def _has_participle(phrase: str) -> bool:
+    """A noun phrase whose subject does something in -ing form: "a vehicle engine revving"."""
+    words = _words(phrase)
+    if _phrase_kind(phrase) != "np" or words[0].endswith("ing"):  # "drinking sipping": gerunds, no subject
+        return False
+    return any(w.endswith("ing") and w not in _ING_NOUNS for w in words[1:])
+
+
+def _ends_phrase(rest: list[str]) -> bool:
+    """Whether a word followed by `rest` closes its noun phrase (no noun of its own follows)."""
+    return not rest or rest[0] in _PREPOSITIONS | set("again up down back away off out loudly softly".split())
 
 
 def _starts_with_verb(words: list[str]) -> bool:

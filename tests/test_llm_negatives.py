@@ -123,7 +123,6 @@ def test_build_messages_ends_with_caption_after_few_shots():
 
 @dataclass
 class Seen:
-    time: float
     headers: dict
     body: dict
 
@@ -155,7 +154,7 @@ def server():
         def do_POST(self):
             scripted = holder["server"]
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            scripted.seen.append(Seen(time.monotonic(), dict(self.headers), body))
+            scripted.seen.append(Seen(dict(self.headers), body))
             if self.path != "/v1/chat/completions":
                 status, text = 404, "no such route"
             else:
@@ -366,20 +365,23 @@ def test_cache_is_keyed_by_model(server, tmp_path):
 
 
 def test_rate_limit_spaces_requests(server):
+    """The backend's requests go through its limiter: on an injected clock that only sleeping moves,
+    the five sends are one interval (50 ms) apart, however long the real server takes."""
     captions = [f"a clock ticks {i} times, then a bird sings" for i in range(5)]
     swaps = [f"a bird sings, then a clock ticks {i} times" for i in range(5)]
     scripted = server({c: [(200, swap)] for c, swap in zip(captions, swaps)})
-    backend = LLMBackend(OpenAIChatClient(scripted.url, "tiny-chat"), requests_per_second=20)
+    now, sleeps = [0.0], []
 
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        now[0] += seconds
+
+    backend = LLMBackend(OpenAIChatClient(scripted.url, "tiny-chat"), requests_per_second=20, sleep=sleep,
+                         clock=lambda: now[0])
     results = backend(captions)
 
-    assert [r.negative for r in results] == swaps
-    arrivals = [s.time for s in scripted.seen]
-    assert len(arrivals) == 5
-    # The limiter spaces send slots; transit and scheduling jitter can shorten one arrival gap and
-    # lengthen the next, so check what it guarantees: k further requests never fit in < k intervals.
-    for k, arrival in enumerate(arrivals):
-        assert arrival - arrivals[0] >= k * 0.05 - 0.005, arrivals
+    assert [r.negative for r in results] == swaps and len(scripted.seen) == 5
+    assert sleeps == pytest.approx([0.05] * 4)
 
 
 def test_rate_limiter_slots_are_one_interval_apart():
@@ -399,14 +401,14 @@ def test_rate_limiter_slots_are_one_interval_apart():
 
 def test_rate_limiter_gives_concurrent_callers_separate_slots():
     sleeps: list[float] = []
-    limiter = RateLimiter(requests_per_second=1, sleep=sleeps.append)
+    limiter = RateLimiter(requests_per_second=1, sleep=sleeps.append, clock=lambda: 0.0)  # all call at t = 0
     threads = [threading.Thread(target=limiter.wait) for _ in range(4)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     # The first caller goes at once; the others are queued 1 s, 2 s and 3 s later.
-    assert sorted(round(s) for s in sleeps) == [1, 2, 3]
+    assert sorted(sleeps) == [1.0, 2.0, 3.0]
 
 
 # ---------------------------------------------------------------- local transformers model

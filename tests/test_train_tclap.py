@@ -72,21 +72,24 @@ def test_kill_9_then_resume_reaches_the_same_weights(run_config, tmp_path):
     steps = dict(steps=8, checkpoint_every=2, validate_every=100, log_every=4)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(ROOT)}
 
-    def launch(config: Path, *extra: str) -> subprocess.Popen:
-        return subprocess.Popen([sys.executable, str(ROOT / "train_tclap.py"), "--config", str(config), *extra],
+    def launch(script: Path, config: Path, *extra: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, str(script), *extra, "--config", str(config)],
                                 env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    straight = launch(run_config(tmp_path / "straight", **steps))
+    straight = launch(ROOT / "train_tclap.py", run_config(tmp_path / "straight", **steps))
     killed_config = run_config(tmp_path / "killed", **steps)
-    victim = launch(killed_config)
-    marker = tmp_path / "killed" / "checkpoint-4"  # appears complete: it is renamed from checkpoint-4.partial
+    # halts for good after writing checkpoint-4 (tests/train_until_checkpoint.py): killed exactly there
+    victim = launch(ROOT / "tests" / "train_until_checkpoint.py", killed_config, "4")
+    halted = tmp_path / "killed" / "halted-at-4"
     deadline = time.time() + 240
-    while not marker.exists() and victim.poll() is None and time.time() < deadline:
+    while not halted.exists() and victim.poll() is None and time.time() < deadline:
         time.sleep(0.05)
+    assert halted.exists(), victim.stderr.read().decode()[-2000:] if victim.poll() is not None else "timed out"
     victim.send_signal(signal.SIGKILL)
-    assert victim.wait() == -signal.SIGKILL, "the run finished before it could be killed"
+    assert victim.wait() == -signal.SIGKILL
     assert not (tmp_path / "killed" / "final").exists()
-    resumed = launch(killed_config, "--resume", "latest")
+    assert [p.name for p in sorted((tmp_path / "killed").glob("checkpoint-*"))] == ["checkpoint-2", "checkpoint-4"]
+    resumed = launch(ROOT / "train_tclap.py", killed_config, "--resume", "latest")
     assert resumed.wait(timeout=300) == 0, resumed.stderr.read().decode()[-2000:]
     assert straight.wait(timeout=300) == 0, straight.stderr.read().decode()[-2000:]
     a = load_file(tmp_path / "straight" / "final" / "model.safetensors")

@@ -378,6 +378,7 @@ class LLMBackend:
         name: backend name recorded by the driver.
         backoff_s: first wait after a retryable request error; doubles on each retry.
         sleep: the sleep function (injectable for tests).
+        clock: the rate limiter's monotonic clock (injectable for tests).
     """
 
     def __init__(
@@ -389,11 +390,12 @@ class LLMBackend:
         name: str = "llm",
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.client = client
         self.cache = AnswerCache(cache_path, client.model_id) if cache_path is not None else None
         self.max_retries = max_retries
-        self.limiter = RateLimiter(requests_per_second, sleep) if requests_per_second else None
+        self.limiter = RateLimiter(requests_per_second, sleep, clock) if requests_per_second else None
         self.name = name
         self.backoff_s = backoff_s
         self.sleep = sleep

@@ -104,7 +104,9 @@ def summarize(per_model: dict[str, list[dict]], seconds: dict[str, list[float]])
 
 
 def markdown(summary: dict) -> str:
-    lines = ["| model | " + " | ".join(HEADLINE) + " |", "|---" * (len(HEADLINE) + 1) + "|"]
+    """The Table-3 comparison: one row per model, mean ± sample standard deviation over seeds."""
+    lines = [f"Mean ± sample standard deviation (n - 1) over {summary[MODELS[0]]['seeds']} seeds.", "",
+             "| model | " + " | ".join(HEADLINE) + " |", "|---" * (len(HEADLINE) + 1) + "|"]
     for model in MODELS:
         entry = summary[model]
         cells = [f"{entry[n]:.1f} ± {entry[n + '_std']:.1f}" if n in entry else "–" for n in HEADLINE]

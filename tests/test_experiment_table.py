@@ -1,0 +1,20 @@
+"""`tclap experiment offline`'s table: mean and sample standard deviation over seeds, said in its header."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from tclap.experiment import MODELS, markdown, summarize
+
+
+def test_summary_is_the_mean_and_the_n_minus_1_standard_deviation_over_seeds():
+    runs = {m: [{"tclassify_t2a": v, "zeroshot_esc50_acc": 60.0} for v in (50.0, 53.0, 59.0)] for m in MODELS}
+    summary = summarize(runs, {m: [10.0, 20.0, 30.0] for m in MODELS})
+    # by hand: mean 54, squared deviations 16 + 1 + 25 = 42, / (3 - 1) = 21
+    assert summary["tclap"]["tclassify_t2a"] == 54.0
+    assert summary["tclap"]["tclassify_t2a_std"] == pytest.approx(round(math.sqrt(21), 2))
+    assert summary["tclap"]["zeroshot_acc_std"] == 0.0 and summary["tclap"]["train_seconds"] == 60.0
+    table = markdown(summary)
+    assert table.startswith("Mean ± sample standard deviation (n - 1) over 3 seeds.")
+    assert "| tclap | 54.0 ± 4.6 |" in table

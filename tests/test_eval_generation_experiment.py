@@ -23,7 +23,7 @@ def config(mixup_dir, tmp_path_factory):
     return GenerationExperimentConfig(
         pipelines={"clap": str(SHIPPED / "clap"), "tclap": str(SHIPPED / "tclap")}, mixup=str(mixup_dir),
         clips=2, seeds=[0, 1], detector=str(SHIPPED / "detector.pt"), judge=str(judge), seconds=2.0, steps=2,
-        batch_size=4)
+        batch_size=4, single_event_waveforms=2, single_event_references=1)
 
 
 def test_prompts_ask_for_both_orders_with_the_clip_that_plays_them(mixup_dir):
@@ -59,15 +59,20 @@ def test_generation_experiment_writes_table_4(config, tmp_path):
     assert summary["reference"]["kl"] == pytest.approx(0, abs=1e-5)  # audioldm_eval adds 1e-6 inside the log
     assert summary["reference"]["fad"] == pytest.approx(0, abs=1e-4)
     assert "| tclap |" in (tmp_path / "table.md").read_text()
-    # the single-event check: every class alone, per seed; its share recomputed from the clips
+    # the single-event check: every class alone, 2 clips per seed; its share recomputed from the clips
     detector = EventDetector.load(config.detector)
     for model in ("clap", "tclap"):
         found = np.array([single_event_found(
-            [tmp_path / model / f"single_event_seed{seed}" / f"single-{c}.wav" for c in detector.classes],
-            detector.classes, detector) for seed in (0, 1)])
+            [tmp_path / model / f"single_event_seed{seed}" / f"single-{c}_{k}.wav" for c in detector.classes
+             for k in range(2)], [c for c in detector.classes for _ in range(2)], detector) for seed in (0, 1)])
         assert saved["single_event"][model]["found"] == pytest.approx(found.mean())
-        assert saved["single_event"][model]["per_class"]["siren"] == pytest.approx(found[:, detector.classes.index(
-            "siren")].mean())
+        assert saved["single_event"][model]["clips"] == 2 * 12 * 2
+        siren = 2 * detector.classes.index("siren")
+        assert saved["single_event"][model]["per_class"]["siren"] == pytest.approx(found[:, siren:siren + 2].mean())
+    # its ceiling: one library source per class of the split's clips, as is and through the VAE and vocoder
+    resynthesised = sorted((tmp_path / "single_event_resynthesised").glob("*.wav"))
+    assert saved["single_event"]["resynthesised"]["clips"] == len(resynthesised) > 0
+    assert saved["single_event"]["reference"]["found"] >= 0.5  # real library clips: the detector finds most
     assert "single event found %" in (tmp_path / "table.md").read_text()
     assert saved["environment"]["packages"]["diffusers"] == __import__("diffusers").__version__
     # a rerun keeps the generated clips

@@ -204,10 +204,8 @@ HANDED_OFF = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tclap", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def _add_synth_world(commands) -> None:
+    """`tclap synth-world`."""
     p = commands.add_parser("synth-world", help="write the synthesised sound library (ESC-50 layout)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--config", type=Path, help="YAML with a `synth:` section")
@@ -218,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int)
     p.set_defaults(run=_synth_world)
 
+
+def _add_mixup(commands) -> None:
+    """`tclap mixup`."""
     p = commands.add_parser("mixup", help="build mixed-up clips with negative captions and audio")
     p.add_argument("--library", required=True, type=Path, help="sound library in ESC-50 layout")
     p.add_argument("--out", required=True, type=Path)
@@ -232,20 +233,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strict", action="store_true", help="stop at the first unusable source file")
     p.set_defaults(run=_mixup)
 
+
+def _add_negatives(commands) -> None:
+    """`tclap negatives`."""
     p = commands.add_parser("negatives", help="write order-swapped negative captions for a caption file")
-    p.add_argument("--captions", required=True, type=Path, help="AudioCaps CSV, Clotho CSV or one caption per line")
+    p.add_argument("--captions", required=True, type=Path, help="AudioCaps or Clotho CSV, JSONL with `caption`, or .txt with one caption per line")
     p.add_argument("--out", required=True, type=Path, help="JSONL output (resumed if it exists)")
     p.add_argument("--audio-name", help="format string for the audio file name, over the CSV's columns")
     p.add_argument("--batch-size", type=int, default=32)
     _add_backend_flags(p)
     p.set_defaults(run=_negatives)
 
+
+def _add_negatives_eval(commands) -> None:
+    """`tclap negatives-eval`."""
     p = commands.add_parser("negatives-eval", help="precision and coverage of a backend on the labelled set")
     p.add_argument("--labelled", type=Path, help="labelled JSONL (default: the shipped set)")
     p.add_argument("--out", type=Path, help="write the full report (with every mistake) as JSON")
     _add_backend_flags(p)
     p.set_defaults(run=_negatives_eval)
 
+
+def _add_shards(commands) -> None:
+    """`tclap shards`."""
     p = commands.add_parser("shards", help="pack a dataset into webdataset tar shards")
     p.add_argument("--mixup", type=Path, help="mixed-up clip folder")
     p.add_argument("--split", choices=["train", "val", "test"], help="with --mixup: one split only")
@@ -255,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shard-size", type=int, default=1000)
     p.set_defaults(run=_shards)
 
+
+def _add_order_free_pairs(commands) -> None:
+    """`tclap order-free-pairs`."""
     p = commands.add_parser("order-free-pairs", help="order-free captions of a mixup split (baseline CLAP data)")
     p.add_argument("--mixup", required=True, type=Path)
     p.add_argument("--out", required=True, type=Path)
@@ -262,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(run=_order_free_pairs)
 
+
+def _add_convert_laion(commands) -> None:
+    """`tclap convert-laion`."""
     p = commands.add_parser("convert-laion", help="import an original LAION-CLAP .pt checkpoint as a ClapModel dir")
     p.add_argument("checkpoint", type=Path)
     p.add_argument("out", type=Path)
@@ -270,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="allow arbitrary pickled objects in the file (only for files you trust)")
     p.set_defaults(run=_convert_laion)
 
+
+def _add_evaluate(commands) -> None:
+    """`tclap evaluate`."""
     p = commands.add_parser("evaluate", help="T-Classify, retrieval and zero-shot scores of CLAP checkpoints")
     p.add_argument("--model", required=True, nargs="+", type=Path, help="checkpoint directories")
     p.add_argument("--out", required=True, type=Path, help="folder for metrics.json, table.md, margins.png")
@@ -287,6 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     p.set_defaults(run=_evaluate)
 
+
+def _add_generate(commands) -> None:
+    """`tclap generate`."""
     p = commands.add_parser("generate", help="text-to-audio with an AudioLDM pipeline directory, one WAV per prompt")
     p.add_argument("--pipeline", required=True, help="pipeline directory (train_audioldm.py output) or hub id")
     p.add_argument("--prompts", required=True, type=Path, help=".txt (one per line), or .csv/.jsonl with id, caption")
@@ -304,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.set_defaults(run=_generate)
 
+
+def _add_experiment(commands) -> None:
+    """`tclap experiment`."""
     p = commands.add_parser("experiment", help="run an end-to-end recipe: offline (paper Table 3: world, data, "
                                                "CLAPs, encoder evaluation) or generation (Table 4: KL, FAD, order)")
     p.add_argument("name", choices=["offline", "generation"])
@@ -330,13 +355,28 @@ def build_parser() -> argparse.ArgumentParser:
     generation.add_argument("--device", help="torch device the pipelines sample on (default cpu)")
     p.set_defaults(run=_experiment)
 
+
+def _add_handed_off(commands) -> None:
+    """The commands whose own scripts parse their arguments (see `main`)."""
     for name, (_, purpose) in HANDED_OFF.items():  # their own parsers take the rest of the line (see main)
         commands.add_parser(name, help=f"{purpose} (tclap {name} --help)", add_help=False)
 
+
+def _add_ratings(commands) -> None:
+    """`tclap ratings`."""
     p = commands.add_parser("ratings", help="MOS summary (mean, 95%% CI per model) and CSV export of a demo database")
     p.add_argument("db", type=Path, help="the demo's SQLite file (default place: results/demo/ratings.sqlite)")
     p.add_argument("--csv", type=Path, help="write every rating to this CSV file")
     p.set_defaults(run=_ratings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `tclap` parser: one sub-parser per command, each added by its `_add_<command>` function."""
+    parser = argparse.ArgumentParser(prog="tclap", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_synth_world, _add_mixup, _add_negatives, _add_negatives_eval, _add_shards, _add_order_free_pairs,
+                _add_convert_laion, _add_evaluate, _add_generate, _add_experiment, _add_handed_off, _add_ratings):
+        add(commands)
     return parser
 
 

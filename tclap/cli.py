@@ -237,7 +237,8 @@ def _add_mixup(commands) -> None:
 def _add_negatives(commands) -> None:
     """`tclap negatives`."""
     p = commands.add_parser("negatives", help="write order-swapped negative captions for a caption file")
-    p.add_argument("--captions", required=True, type=Path, help="AudioCaps or Clotho CSV, JSONL with `caption`, or .txt with one caption per line")
+    p.add_argument("--captions", required=True, type=Path,
+                   help="AudioCaps or Clotho CSV, JSONL with `caption`, or .txt with one caption per line")
     p.add_argument("--out", required=True, type=Path, help="JSONL output (resumed if it exists)")
     p.add_argument("--audio-name", help="format string for the audio file name, over the CSV's columns")
     p.add_argument("--batch-size", type=int, default=32)

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from transformers.audio_utils import mel_filter_bank
 
+from audioldm_cond.vocoder import audioldm_mel_filters
 from tclap.errors import DataError
 
 LOG_FLOOR = 1e-5  # AudioLDM's dynamic-range compression clamps the mel magnitude here
@@ -33,10 +33,8 @@ class AudioLdmMel(torch.nn.Module):
     def __init__(self, config: MelConfig = MelConfig()):
         super().__init__()
         self.config = config
-        filters = mel_filter_bank(num_frequency_bins=config.n_fft // 2 + 1, num_mel_filters=config.n_mels,
-                                  min_frequency=config.f_min, max_frequency=config.f_max,
-                                  sampling_rate=config.sample_rate, norm="slaney", mel_scale="slaney")
-        self.register_buffer("mel_filters", torch.from_numpy(filters).float(), persistent=False)  # (F, n_mels)
+        filters = audioldm_mel_filters(config.sample_rate, config.n_fft, config.n_mels, config.f_min, config.f_max)
+        self.register_buffer("mel_filters", filters, persistent=False)  # (F, n_mels)
         self.register_buffer("window", torch.hann_window(config.n_fft, periodic=True), persistent=False)
 
     def magnitude(self, waveform: torch.Tensor) -> torch.Tensor:

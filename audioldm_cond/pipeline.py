@@ -10,7 +10,9 @@ the weight-free `GriffinLimVocoder`. The text encoder is always a CLAP text towe
 """
 from __future__ import annotations
 
+import inspect
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from tclap.errors import DataError
 AUDIOLDM_HUB = "cvssp/audioldm-s-full-v2"
 GRIFFIN_LIM = "griffin-lim"  # `load_component("vocoder", GRIFFIN_LIM)`: the weight-free vocoder, default settings
 # The file each component's subfolder must hold; also the pipeline's component names.
+VOCODER_MODULE = "griffin_lim_vocoder"  # the vocoder's code inside a pipeline folder: vocoder/<this>.py
 COMPONENT_FILES = {"text_encoder": "config.json", "tokenizer": "tokenizer_config.json", "vae": "config.json",
                    "unet": "config.json", "scheduler": "scheduler_config.json", "vocoder": "config.json"}
 _LOADERS = {"text_encoder": ClapTextModelWithProjection, "tokenizer": AutoTokenizer, "vae": AutoencoderKL,
@@ -140,17 +143,32 @@ def load_component(kind: str, name_or_dir: str | Path):
 def save_pipeline(pipe: AudioLDMPipeline, out_dir: str | Path) -> Path:
     """Write the pipeline directory (safetensors weights, one subfolder per component).
 
+    A Griffin-Lim vocoder goes with its code: `audioldm_cond/vocoder.py` is copied to
+    `vocoder/griffin_lim_vocoder.py` and `model_index.json` names it, diffusers' layout for community
+    components, so `DiffusionPipeline.from_pretrained(out_dir, trust_remote_code=True)` needs nothing
+    of ours.
+
     Args:
         pipe: the pipeline.
         out_dir: where to write it.
     """
     out_dir = Path(out_dir)
     pipe.save_pretrained(out_dir, safe_serialization=True)
+    if isinstance(pipe.vocoder, GriffinLimVocoder):
+        shutil.copyfile(inspect.getfile(GriffinLimVocoder), out_dir / "vocoder" / f"{VOCODER_MODULE}.py")
+        index_path = out_dir / "model_index.json"
+        index = json.loads(index_path.read_text())
+        index["vocoder"] = [VOCODER_MODULE, GriffinLimVocoder.__name__]
+        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
     return out_dir
 
 
 def load_pipeline(name_or_dir: str | Path) -> AudioLDMPipeline:
     """A pipeline from a directory written by `save_pipeline` (checked for all parts first) or a hub id.
+
+    A folder whose vocoder is our Griffin-Lim (`vocoder/griffin_lim_vocoder.py`) is assembled from its
+    parts with this package's class, so no code from the folder runs; stock diffusers loads the same
+    folder with `DiffusionPipeline.from_pretrained(DIR, trust_remote_code=True)`.
 
     Args:
         name_or_dir: pipeline directory, or a hub id such as `AUDIOLDM_HUB`.
@@ -163,6 +181,9 @@ def load_pipeline(name_or_dir: str | Path) -> AudioLDMPipeline:
         missing = [f"{kind}/{name}" for kind, name in COMPONENT_FILES.items() if not (root / kind / name).is_file()]
         if missing:
             raise DataError(f"{root}: pipeline directory lacks {', '.join(missing)}")
+        if json.loads((root / "model_index.json").read_text()).get("vocoder", [None])[0] == VOCODER_MODULE:
+            # assembled from its parts with our own vocoder class: no code from the folder is run
+            return AudioLDMPipeline(**{kind: load_component(kind, root) for kind in COMPONENT_FILES})
     return AudioLDMPipeline.from_pretrained(name_or_dir)
 
 

@@ -9,8 +9,13 @@ timing, which is what the offline world needs to hear and measure event order.
 The pipeline reads `config.model_in_dim` (mel bins), `config.sampling_rate` and
 `config.upsample_rates` (their product is samples per frame), so those are the names used here. As
 a diffusers `ModelMixin` it saves with the pipeline (config only: its buffers are derived from the
-config) and reloads through `AudioLDMPipeline.from_pretrained`, which resolves it as
-`["audioldm_cond.vocoder", "GriffinLimVocoder"]` once this module has been imported.
+config).
+
+This file stands alone (torch, diffusers and transformers only): `save_pipeline` copies it into the
+pipeline's `vocoder/` folder as `griffin_lim_vocoder.py` and names it in `model_index.json`, the way
+diffusers loads community components, so `DiffusionPipeline.from_pretrained(DIR, trust_remote_code=True)`
+loads a pipeline folder with nothing of ours installed. The mel filter bank is defined here, and
+the AudioLDM front end (`audioldm_cond.mel`) uses the same function.
 """
 from __future__ import annotations
 
@@ -19,9 +24,16 @@ import math
 import torch
 from diffusers import ConfigMixin, ModelMixin
 from diffusers.configuration_utils import register_to_config
+from transformers.audio_utils import mel_filter_bank
 
-from audioldm_cond.mel import AudioLdmMel, MelConfig
-from tclap.errors import DataError
+
+def audioldm_mel_filters(sample_rate: int, n_fft: int, n_mels: int, f_min: float, f_max: float) -> torch.Tensor:
+    """AudioLDM's mel filter bank, (n_fft // 2 + 1, n_mels): Slaney scale and area normalisation, as
+    librosa's `filters.mel` defaults (here through transformers' `mel_filter_bank`)."""
+    return torch.from_numpy(mel_filter_bank(num_frequency_bins=n_fft // 2 + 1, num_mel_filters=n_mels,
+                                            min_frequency=f_min, max_frequency=f_max, sampling_rate=sample_rate,
+                                            norm="slaney", mel_scale="slaney")).float()
+
 
 NNLS_STEPS = 100  # multiplicative updates after the pseudo-inverse; mel re-fit error ~1% at 100
 
@@ -46,10 +58,11 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
                  momentum: float = 0.99):
         super().__init__()
         self.hop_length = math.prod(upsample_rates)
-        self.mel = AudioLdmMel(MelConfig(sample_rate=sampling_rate, n_fft=n_fft, hop_length=self.hop_length,
-                                         n_mels=model_in_dim, f_min=f_min, f_max=f_max))
+        filters = audioldm_mel_filters(sampling_rate, n_fft, model_in_dim, f_min, f_max)
+        self.register_buffer("mel_filters", filters, persistent=False)  # (F, n_mels)
+        self.register_buffer("window", torch.hann_window(n_fft, periodic=True), persistent=False)
         # Minimum-norm solution of filters.T @ magnitude = mel: the starting point of the NNLS fit.
-        self.register_buffer("mel_pinv", torch.linalg.pinv(self.mel.mel_filters.T), persistent=False)
+        self.register_buffer("mel_pinv", torch.linalg.pinv(filters.T), persistent=False)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str, subfolder: str | None = None,
@@ -75,7 +88,7 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
         Args:
             mel: mel magnitudes (exp of the log-mel), float32.
         """
-        filters = self.mel.mel_filters.float()  # (F, n_mels)
+        filters = self.mel_filters.float()  # (F, n_mels)
         magnitude = (self.mel_pinv.float() @ mel).clamp(min=1e-8)
         target = filters @ mel
         for _ in range(NNLS_STEPS):
@@ -89,7 +102,7 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
             magnitude: target STFT magnitude with the mel front end's settings.
         """
         n_fft, hop, frames = self.config.n_fft, self.hop_length, magnitude.shape[-1]
-        window = self.mel.window.float()
+        window = self.window.float()
         inner_length = (frames - 1) * hop  # a centred STFT of this many samples has exactly `frames` frames
 
         def stft(waveform: torch.Tensor) -> torch.Tensor:
@@ -121,7 +134,7 @@ class GriffinLimVocoder(ModelMixin, ConfigMixin):
         min_frames = self.config.n_fft // (2 * self.hop_length) + 2  # reflect padding needs n_fft / 2 < samples
         if spectrogram.dim() != 3 or spectrogram.shape[-1] != self.config.model_in_dim \
                 or spectrogram.shape[1] < min_frames:
-            raise DataError(f"spectrogram: expected (batch, frames >= {min_frames}, {self.config.model_in_dim}) "
+            raise ValueError(f"spectrogram: expected (batch, frames >= {min_frames}, {self.config.model_in_dim}) "
                             f"or (frames, {self.config.model_in_dim}), got {tuple(spectrogram.shape)}")
         mel = spectrogram.float().exp().transpose(1, 2)  # (B, n_mels, T)
         waveform = self.griffin_lim(self.mel_to_magnitude(mel))

@@ -1,6 +1,6 @@
 """AudioLDM UNet training throughput of the offline layouts, against the old tiny UNet, in one run.
 
-The offline AudioLDMs are compute-bound (README, Known limits), so what a CPU step buys matters.
+The offline AudioLDMs are compute-bound (docs/known_limits.md), so what a CPU step buys matters.
 Each row changes one thing from the row above, so the ratios say what each change bought:
   - tiny on 4x latents: `audioldm_cond.pipeline.tiny_unet` (blocks 16/32, attention in the deeper
     block, as AudioLDM's CrossAttn blocks) on the 4x VAE's latents of a 4-s clip (8 x 100 x 16), the

@@ -8,7 +8,7 @@
   -log(e^{s a.t+} / (e^{s a.t+} + e^{s a.t-})), averaged. The paper writes plain dot products
   (s = 1); `temporal_scale` picks s: "model" (the model's audio logit scale), "none" (s = 1), or a
   fixed number. "model" is the default because with s = 1 the logits are cosines, L_t's gradient is
-  a logit scale smaller than L_c's, and offline it stayed at log 2 for 5,000 steps (README).
+  a logit scale smaller than L_c's, and offline it stayed at log 2 for 5,000 steps (docs/training.md).
 - `inversion_loss` (optional, the time-order-inversion loss of the SSL draft, §III.D): InfoNCE
   whose denominators also hold order-inverted negatives, weighted alpha_same for the sample's own
   inversion and alpha_cross for the other samples' ones, on both sides: captions Pi(t) for audio

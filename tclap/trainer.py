@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -51,6 +51,8 @@ class TrainConfig:
     num_workers: int = 0
     seed: int = 0
     max_minutes: float | None = None  # wall-clock budget of one invocation; None: run to `steps`
+    # parameter-name substring -> lr factor (the longest matching key wins), as mmcv's paramwise custom_keys
+    lr_multipliers: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
@@ -85,6 +87,30 @@ def checkpoints(output_dir: Path) -> list[Path]:
     return sorted(done, key=lambda p: int(p.name.split("-")[1]))
 
 
+def param_groups(model: nn.Module, lr: float, multipliers: dict[str, float]) -> list[dict]:
+    """AdamW groups: trainable parameters grouped by the lr factor of the longest key found in their name.
+
+    Raises:
+        DataError: a key of `multipliers` names no trainable parameter, or a factor is not > 0.
+    """
+    keys = sorted(multipliers, key=len, reverse=True)
+    for key in keys:
+        if not multipliers[key] > 0:
+            raise DataError(f"train.lr_multipliers: the factor of {key!r} must be > 0, not {multipliers[key]!r}")
+    groups: dict[float, list] = {}
+    used = set()
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            key = next((k for k in keys if k in name), None)
+            used.add(key)
+            groups.setdefault(multipliers[key] if key else 1.0, []).append(param)
+    unused = [k for k in keys if k not in used]
+    if unused:
+        raise DataError(f"train.lr_multipliers: {unused[0]!r} matches no trainable parameter")
+    ordered = sorted(groups.items(), key=lambda item: item[0] != 1.0)  # the plain group first: its lr is logged
+    return [{"params": params, "lr": lr * factor} for factor, params in ordered]
+
+
 class Trainer:
     """Runs `TrainerParts` under `TrainConfig`; see the module docstring."""
 
@@ -101,8 +127,8 @@ class Trainer:
                 f"train alone on all the data. Without a GPU, launch with ACCELERATE_USE_CPU=1 "
                 f"(e.g. ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes {launched} ...)")
         set_seed(cfg.seed)
-        params = [p for p in parts.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(param_groups(parts.model, cfg.lr, cfg.lr_multipliers),
+                                      lr=cfg.lr, weight_decay=cfg.weight_decay)
         # accelerate steps a prepared scheduler once per process per update, hence the factor.
         warmup = max(1, cfg.warmup_steps * self.accelerator.num_processes)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))

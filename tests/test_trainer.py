@@ -145,3 +145,21 @@ def test_mixed_precision_no_survives_yaml_and_others_are_refused():
     assert cfg.train.mixed_precision == "no"
     with pytest.raises(DataError, match="train.mixed_precision: 'fp32' is not one of no, fp16, bf16"):
         TrainConfig(mixed_precision="fp32")
+
+
+def test_lr_multipliers_scale_the_step_of_the_matching_parameters(tmp_path):
+    """Adam's first update moves every parameter with a gradient by lr (m / sqrt(v) = sign(g))."""
+    start = {k: v.clone() for k, v in Toy().state_dict().items()}
+    final = Trainer(config(tmp_path, steps=1, warmup_steps=1, lr_multipliers={"net.2": 10.0, "net.2.bias": 3.0}),
+                    parts()).fit()
+    moved = {k: (final_weights(final)[k] - start[k]).abs().max().item() for k in start}
+    assert moved["net.0.weight"] == pytest.approx(1e-2, rel=1e-3)
+    assert moved["net.2.weight"] == pytest.approx(1e-1, rel=1e-3)
+    assert moved["net.2.bias"] == pytest.approx(3e-2, rel=1e-3)  # the longest matching key wins
+
+
+@pytest.mark.parametrize("multipliers, message", [({"decoder": 10.0}, "'decoder' matches no trainable parameter"),
+                                                  ({"net.0": 0.0}, "the factor of 'net.0' must be > 0")])
+def test_bad_lr_multipliers_are_refused(tmp_path, multipliers, message):
+    with pytest.raises(DataError, match=message):
+        Trainer(config(tmp_path, lr_multipliers=multipliers), parts())

@@ -65,14 +65,6 @@ def test_plain_text_prompts_get_ids_and_bad_rows_are_named(tmp_path):
     txt = tmp_path / "p.txt"
     txt.write_text("a beep\n\na siren\n")
     assert read_prompts(txt) == [("prompt0000", "a beep"), ("prompt0001", "a siren")]
-    bad = tmp_path / "p.csv"
-    bad.write_text("id,caption\nx,a beep\ny,  \n")
-    with pytest.raises(DataError, match=r"p.csv:3: empty or missing `caption`"):
-        read_prompts(bad)
-    dup = tmp_path / "d.csv"
-    dup.write_text("id,caption\nx,a beep\nx,a siren\n")
-    with pytest.raises(DataError, match=r"d.csv:3: duplicate id 'x' \(first at .*d.csv:2\)"):
-        read_prompts(dup)
     with pytest.raises(DataError, match="scheduler 'euler'"):
         GenerationConfig(scheduler="euler")
 
@@ -108,15 +100,18 @@ def test_an_id_that_is_not_a_plain_file_name_is_refused_before_anything_is_writt
     assert not (tmp_path / "out").exists() and not (tmp_path / "escaped.wav").exists()
 
 
-def test_jsonl_prompts_name_the_file_line_of_a_bad_line(tmp_path):
-    listed = tmp_path / "l.jsonl"
-    listed.write_text('{"id": "a", "caption": "a beep"}\n\n["b", "a beep"]\n')
-    with pytest.raises(DataError, match=r"l.jsonl:3: expected a JSON object .*got a list"):
-        read_prompts(listed)
-    broken = tmp_path / "b.jsonl"
-    broken.write_text('{"id": "a", "caption": "a beep"}\n{"id": "b", "caption": "a siren"\n')
-    with pytest.raises(DataError, match=r"b.jsonl:2: malformed JSON at column 33 \(Expecting .,. delimiter\)"):
-        read_prompts(broken)
+@pytest.mark.parametrize("name, text, message", [
+    ("p.csv", "id,caption\nx,a beep\ny,  \n", r"p.csv:3: empty or missing `caption`"),
+    ("d.csv", "id,caption\nx,a beep\nx,a siren\n", r"d.csv:3: duplicate id 'x' \(first at .*d.csv:2\)"),
+    ("l.jsonl", '{"id": "a", "caption": "a beep"}\n\n["b", "a beep"]\n', r"l.jsonl:3: expected a JSON object .*got a list"),
+    ("b.jsonl", '{"id": "a", "caption": "a beep"}\n{"id": "b", "caption": "a siren"\n',
+     r"b.jsonl:2: malformed JSON at column 33 \(Expecting .,. delimiter\)"),
+])
+def test_a_bad_prompt_row_is_named_by_file_and_line(tmp_path, name, text, message):
+    """Lines are the file's, blank ones counted; the column is the one inside the line."""
+    (tmp_path / name).write_text(text)
+    with pytest.raises(DataError, match=message):
+        read_prompts(tmp_path / name)
 
 
 def test_too_short_clips_are_refused_before_loading_with_diffusers_own_minimum(pipeline_dir, prompts, tmp_path):

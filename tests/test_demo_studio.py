@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import csv
+import inspect
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import pytest
 
+from audioldm_cond.vocoder import GriffinLimVocoder
 from demo.app import DemoApp, DemoConfig, config_from_args, parser
 from demo.rating_set import build_rating_set, presentation_order, read_clip, read_rating_set
 from demo.ratings import RatingStore
@@ -34,8 +36,11 @@ def rating_set(studio, tmp_path_factory):
 def test_shipped_checkpoints_are_small_and_complete():
     size = sum(p.stat().st_size for p in SHIPPED.rglob("*") if p.is_file())
     assert size <= 30 * 2**20
+    vocoder = Path(inspect.getfile(GriffinLimVocoder)).read_text()
     for name in ("clap", "tclap"):
         assert (SHIPPED / name / "model_index.json").is_file() and (SHIPPED / name / "audioldm_provenance.json").is_file()
+        # the copy a pipeline folder carries for plain diffusers is the module our loader runs, unchanged
+        assert (SHIPPED / name / "vocoder" / "griffin_lim_vocoder.py").read_text() == vocoder
     assert read_rating_set(SHIPPED / "rating_set")  # made from the shipped pair
     how = (SHIPPED / "README.md").read_text()
     for command in ("train_tclap.py", "train_vae.py", "train_audioldm.py", "eval/detector.py", "demo/rating_set.py"):

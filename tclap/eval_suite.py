@@ -21,7 +21,7 @@ from tclap.data.mixup import MANIFEST
 from tclap.embedding_cache import Embedder
 from tclap.errors import DataError
 from tclap.eval_report import write_report
-from tclap.evaluation import embed_rows, t_classify_breakdown, tclassify_margins
+from tclap.evaluation import embed_rows, swap_similarity, t_classify_breakdown, tclassify_margins
 from tclap.model import ClapEncoder, load_clap
 from tclap.retrieval import rows_retrieval
 from tclap.zeroshot import DEFAULT_PROMPT, LAYOUTS, LabelledClip, check_prompt, zero_shot
@@ -89,6 +89,7 @@ def evaluate_encoder(embedder: Embedder, sets: EvalSets) -> tuple[dict[str, floa
     if sets.mixup_rows:
         e = embed_rows(embedder, sets.mixup_rows)
         metrics.update(t_classify_breakdown(e, sets.mixup_records))
+        metrics.update(_prefixed("mixup_", swap_similarity(e)))
         margins[f"mixup {T2A_MARGIN}"], margins[f"mixup {A2T_MARGIN}"] = tclassify_margins(e)
         metrics.update(_prefixed("mixup_", rows_retrieval(embedder, sets.mixup_rows, sets.mixup_source)))
     if sets.pairs_rows:

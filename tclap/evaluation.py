@@ -56,6 +56,26 @@ def compa_order_decisions(e: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]
             "group": (text & audio).float()}
 
 
+def swap_similarity(e: dict[str, torch.Tensor]) -> dict[str, float]:
+    """How far each tower tells an item from its order-swapped twin, from `embed_rows` output.
+
+    `swap_cosine_text`: mean cos(t, t_swapped) over the items with a negative caption;
+    `pairwise_cosine_text`: mean cos over all pairs of distinct captions, the scale to read it
+    against (an order-blind tower gives swap 1.0, whatever the spread); the same two for audio.
+    Embeddings are unit vectors, so a cosine is a dot product.
+    """
+    result = {}
+    for side, negatives, index in (("text", "neg_text", "neg_text_index"), ("audio", "neg_audio", "neg_audio_index")):
+        anchors = e[side]
+        if len(e[index]):
+            result[f"swap_cosine_{side}"] = float((anchors[e[index]] * e[negatives]).sum(-1).mean())
+        if len(anchors) > 1:
+            gram = anchors @ anchors.T
+            n = len(anchors)
+            result[f"pairwise_cosine_{side}"] = float((gram.sum() - gram.diagonal().sum()) / (n * (n - 1)))
+    return result
+
+
 def embed_rows(embedder: Embedder, rows: list[dict]) -> dict[str, torch.Tensor]:
     """`embed_rows` output for dataset rows (`audio`, `caption`, optional `neg_caption` / `neg_audio`),
     through an `Embedder`, so repeated files and captions are embedded once (and cached on disk).

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fake_embedder import DictEmbedder
-from tclap.evaluation import compa_order_decisions, embed_rows, t_classify_breakdown, tclassify_margins
+from tclap.evaluation import (compa_order_decisions, embed_rows, swap_similarity, t_classify_breakdown,
+                              tclassify_margins)
 
 # Five items in 2-D (T0 caption, A0 audio, T1 negative caption, A1 negative audio); similarities are dot products.
 #   item 0: s00=1, s10=0, s11=1, s01=0        -> text right, audio right
@@ -95,3 +96,19 @@ def test_embed_rows_indexes_the_negatives_each_row_has():
     only_positive = embed_rows(embedder, rows[1:])
     assert only_positive["neg_text"].shape == only_positive["neg_audio"].shape == (0, 2)
     assert tclassify_margins(only_positive)[0].shape == (0,)
+
+
+def test_swap_similarity_against_a_hand_computation():
+    """Unit vectors at angles (degrees): captions 0, 90, 0; swapped captions of items 0 and 1 at 0 and 60;
+    clips 0, 0, 90; swapped clip of item 2 at 90."""
+    def unit(degrees):
+        rad = torch.deg2rad(torch.tensor(degrees, dtype=torch.float32))
+        return torch.stack([torch.cos(rad), torch.sin(rad)], dim=-1)
+
+    e = {"text": unit([0.0, 90.0, 0.0]), "neg_text": unit([0.0, 60.0]), "neg_text_index": torch.tensor([0, 1]),
+         "audio": unit([0.0, 0.0, 90.0]), "neg_audio": unit([90.0]), "neg_audio_index": torch.tensor([2])}
+    result = swap_similarity(e)
+    assert result["swap_cosine_text"] == pytest.approx((1.0 + 3 ** 0.5 / 2) / 2)  # cos 0, cos 30
+    assert result["pairwise_cosine_text"] == pytest.approx((0 + 1 + 0) / 3)   # pairs (0,1), (0,2), (1,2)
+    assert result["swap_cosine_audio"] == pytest.approx(1.0)                  # an order-blind clip
+    assert result["pairwise_cosine_audio"] == pytest.approx((1 + 0 + 0) / 3, abs=1e-6)

@@ -10,9 +10,10 @@ i.e. KL(reference || generated), the generated probabilities offset by 1e-6 befo
 (torch `kl_div(log(q + eps), p, reduction="sum") / N`). The paper's "KL" is the softmax one.
 audioldm_eval pairs by base name and silently skips unmatched clips; we pair by file stem (so a
 .wav reference may meet a .flac generation; `<id>_<k>`, waveform k of `tclap generate
---waveforms-per-prompt`, pairs with reference `<id>`, each waveform one term of the mean), refuse a set where fewer than 99 % of the clips pair
-(the error lists the unmatched ones), and above that score the pairs with a warning naming the
-rest, since a silent skip changes the score without a trace.
+--waveforms-per-prompt`, pairs with reference `<id>`, each waveform one term of the mean), refuse
+a set where fewer than 99 % of the clips pair (the error lists the unmatched ones), and above that
+score the pairs with a warning naming the rest, since a silent skip changes the score without a
+trace.
 """
 from __future__ import annotations
 

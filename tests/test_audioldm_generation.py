@@ -103,7 +103,8 @@ def test_an_id_that_is_not_a_plain_file_name_is_refused_before_anything_is_writt
 @pytest.mark.parametrize("name, text, message", [
     ("p.csv", "id,caption\nx,a beep\ny,  \n", r"p.csv:3: empty or missing `caption`"),
     ("d.csv", "id,caption\nx,a beep\nx,a siren\n", r"d.csv:3: duplicate id 'x' \(first at .*d.csv:2\)"),
-    ("l.jsonl", '{"id": "a", "caption": "a beep"}\n\n["b", "a beep"]\n', r"l.jsonl:3: expected a JSON object .*got a list"),
+    ("l.jsonl", '{"id": "a", "caption": "a beep"}\n\n["b", "a beep"]\n',
+     r"l.jsonl:3: expected a JSON object .*got a list"),
     ("b.jsonl", '{"id": "a", "caption": "a beep"}\n{"id": "b", "caption": "a siren"\n',
      r"b.jsonl:2: malformed JSON at column 33 \(Expecting .,. delimiter\)"),
 ])
@@ -127,7 +128,8 @@ def test_too_short_clips_are_refused_before_loading_with_diffusers_own_minimum(p
         generate_files(pipeline_dir, prompts, tmp_path / "out", GenerationConfig(seconds=0.039))
     assert not (tmp_path / "out").exists()
     with pytest.raises(DataError, match="at least 0.08 s"):
-        generate_files(Path(__file__).resolve().parent.parent / "demo" / "checkpoints" / "tclap", prompts, tmp_path / "out", GenerationConfig(seconds=0.05))
+        generate_files(Path(__file__).resolve().parent.parent / "demo" / "checkpoints" / "tclap", prompts,
+                       tmp_path / "out", GenerationConfig(seconds=0.05))
 
 
 def test_cli_generate_writes_files(pipeline_dir, prompts, tmp_path, capsys):
@@ -156,7 +158,8 @@ def test_several_waveforms_per_prompt_are_named_and_listed_by_prompt_and_index(p
     assert [p.name for p in written] == ["mix0_0.wav", "mix0_1.wav", "mix1_0.wav", "mix1_1.wav", "mix2_0.wav",
                                          "mix2_1.wav"]
     rows = [json.loads(line) for line in (tmp_path / "g" / "prompts.jsonl").read_text().splitlines()]
-    assert [(r["id"], r["prompt_id"], r["waveform"]) for r in rows[:2]] == [("mix0_0", "mix0", 0), ("mix0_1", "mix0", 1)]
+    assert [(r["id"], r["prompt_id"], r["waveform"]) for r in rows[:2]] == [("mix0_0", "mix0", 0),
+                                                                           ("mix0_1", "mix0", 1)]
     assert rows[0]["seed"] == waveform_seed(0, "mix0", 0) != rows[1]["seed"]
     assert all(0.0 <= r["clipped"] <= 1.0 for r in rows)
     assert not np.array_equal(sf.read(written[0])[0], sf.read(written[1])[0])

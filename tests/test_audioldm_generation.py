@@ -55,10 +55,20 @@ def test_writes_one_wav_per_prompt_named_by_id_and_reproducibly(pipeline_dir, pr
     assert not np.array_equal(sf.read(other[0])[0], sf.read(written[0])[0])
 
 
-def test_dpm_solver_and_negative_prompt_run(pipeline_dir, prompts, tmp_path):
-    cfg = GenerationConfig(steps=2, seconds=1.0, scheduler="dpm-solver++", negative_prompt="low quality")
-    written = generate_files(pipeline_dir, prompts, tmp_path / "dpm", cfg)
-    assert len(written) == 3 and np.isfinite(sf.read(written[0])[0]).all()
+def test_dpm_solver_and_negative_prompt_change_the_audio(pipeline_dir, prompts, tmp_path):
+    """Same seeds throughout: each setting must reach the sampler, so each changes what comes out."""
+    def first_clip(name: str, **settings) -> np.ndarray:
+        written = generate_files(pipeline_dir, prompts, tmp_path / name, GenerationConfig(steps=2, seconds=1.0,
+                                                                                          **settings))
+        assert len(written) == 3
+        audio = sf.read(written[0])[0]
+        assert np.isfinite(audio).all() and audio.std() > 0
+        return audio
+
+    ddim = first_clip("ddim")
+    dpm = first_clip("dpm", scheduler="dpm-solver++")
+    negative = first_clip("negative", negative_prompt="low quality")
+    assert not np.allclose(dpm, ddim, atol=1e-4) and not np.allclose(negative, ddim, atol=1e-4)
 
 
 def test_plain_text_prompts_get_ids_and_bad_rows_are_named(tmp_path):

@@ -179,7 +179,8 @@ def test_classes_are_separable_by_a_simple_independent_learner(rows, audio):
     centroids = np.stack([z[train & (y == c)].mean(axis=0) for c in range(len(CLASSES))])
     distances = ((z[~train, None, :] - centroids[None]) ** 2).sum(axis=-1)
     accuracy = np.mean(distances.argmin(axis=1) == y[~train])
-    assert accuracy >= 0.9
+    print(f"nearest-centroid accuracy {accuracy:.3f} on {int((~train).sum())} held-out files")
+    assert accuracy >= 0.95  # at most one of the 24 held-out files missed
 
 
 @pytest.mark.parametrize(

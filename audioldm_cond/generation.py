@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,8 +44,11 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         if self.scheduler not in SCHEDULERS:
             raise DataError(f"scheduler {self.scheduler!r} is not one of {', '.join(SCHEDULERS)}")
-        if self.steps < 1 or self.batch_size < 1 or self.seconds <= 0 or self.waveforms_per_prompt < 1:
-            raise DataError("steps, batch size, seconds and waveforms per prompt must be positive")
+        for name in ("steps", "batch_size", "waveforms_per_prompt"):
+            if getattr(self, name) < 1:
+                raise DataError(f"{name.replace('_', ' ')} must be at least 1, not {getattr(self, name)}")
+        if not (math.isfinite(self.seconds) and self.seconds > 0):
+            raise DataError(f"seconds must be a positive number, not {self.seconds}")
 
 
 def read_prompts(path: str | Path) -> list[tuple[str, str]]:
@@ -137,16 +141,23 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
     """
     cfg = cfg or GenerationConfig()
     prompts = read_prompts(prompts_file)
+    out = Path(out)
+    if (out / "prompts.jsonl").resolve() == Path(prompts_file).resolve():
+        raise DataError(f"{prompts_file}: is where the output listing goes ({out / 'prompts.jsonl'}); "
+                        "keep the prompts file outside --out or give it another name")
     n = cfg.waveforms_per_prompt
     # unique: ids are, and "<id>_<k>" splits back at its last "_" since k has none
     stems = {clip_id: [clip_id] if n == 1 else [f"{clip_id}_{k}" for k in range(n)] for clip_id, _ in prompts}
+    ambiguous = sorted(set(stems) & {stem for names in stems.values() for stem in names})
+    if n > 1 and ambiguous:
+        raise DataError(f"{prompts_file}: prompt id {ambiguous[0]!r} is also the file name of a waveform of prompt "
+                        f"{ambiguous[0].rsplit('_', 1)[0]!r}, so evaluation could not tell them apart; rename it")
     check_clip_seconds(pipeline, cfg.seconds)
     pipe = load_pipeline(pipeline).to(device)
     pipe.set_progress_bar_config(disable=True)
     set_scheduler(pipe, cfg.scheduler)
     jobs = [(stem, clip_id, k, fit_prompt(pipe, caption))
             for clip_id, caption in prompts for k, stem in enumerate(stems[clip_id])]
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rate = pipe.vocoder.config.sampling_rate
     written, rows = [], []

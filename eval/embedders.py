@@ -319,12 +319,14 @@ def reference_stem(stem: str, references: Container[str]) -> str | None:
     """The reference (or prompt) id a generated clip's file stem belongs to, or None.
 
     The rule everywhere clips are paired: the stem itself, else `<id>` for `<id>_<k>` (k digits), the
-    name `tclap generate --waveforms-per-prompt` gives waveform k of prompt `<id>`.
+    name `tclap generate --waveforms-per-prompt` gives waveform k of prompt `<id>`. A stem that is both
+    (ids `p` and `p_1`) is a DataError rather than a guess.
     """
-    if stem in references:
-        return stem
     base, sep, k = stem.rpartition("_")
-    return base if sep and k.isdigit() and base in references else None
+    waveform_of = base if sep and k.isdigit() and base in references else None
+    if stem in references and waveform_of is not None:
+        raise DataError(f"{stem!r} is both an id of its own and waveform {k} of {base!r}; rename one of them")
+    return stem if stem in references else waveform_of
 
 
 def files_by_stem(paths: Iterable[str | Path], what: str) -> dict[str, Path]:

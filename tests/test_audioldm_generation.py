@@ -178,3 +178,21 @@ def test_several_waveforms_per_prompt_are_named_and_listed_by_prompt_and_index(p
 def test_clipped_share_counts_the_samples_beyond_one():
     assert clipped_share(np.array([0.5, -1.0, 1.2, -3.0, 0.0], dtype=np.float32)) == pytest.approx(2 / 5)
     assert clipped_share(np.zeros(0, dtype=np.float32)) == 0.0
+
+
+def test_inputs_that_would_be_lost_or_paired_wrongly_are_refused_before_loading(tmp_path):
+    prompts = tmp_path / "gen" / "prompts.jsonl"  # where the output listing goes
+    prompts.parent.mkdir()
+    prompts.write_text(json.dumps({"id": "p", "caption": "a beep"}) + "\n")
+    with pytest.raises(DataError, match="is where the output listing goes"):
+        generate_files(tmp_path / "no_such_pipeline", prompts, tmp_path / "gen")
+    assert prompts.read_text().startswith('{"id": "p"')
+    ambiguous = tmp_path / "a.jsonl"
+    ambiguous.write_text("".join(json.dumps({"id": i, "caption": "a beep"}) + "\n" for i in ("p", "p_1")))
+    with pytest.raises(DataError, match="prompt id 'p_1' is also the file name of a waveform of prompt 'p'"):
+        generate_files(tmp_path / "no_such_pipeline", ambiguous, tmp_path / "out",
+                       GenerationConfig(waveforms_per_prompt=2))
+    for bad, message in ((dict(seconds=float("nan")), "seconds must be a positive number, not nan"),
+                         (dict(seconds=float("inf")), "not inf"), (dict(steps=0), "steps must be at least 1, not 0")):
+        with pytest.raises(DataError, match=message):
+            GenerationConfig(**bad)

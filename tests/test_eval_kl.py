@@ -70,12 +70,14 @@ def test_pairing_above_99_percent_scores_the_pairs_and_names_the_rest():
         paired_kl(ref, gen)
 
 
-def test_waveforms_of_one_prompt_pair_with_its_reference_and_an_exact_stem_wins():
-    pairs = pair_by_stem(["ref/a.wav", "ref/b.wav", "ref/b_1.wav"], ["g/a_0.wav", "g/a_1.wav", "g/b_0.wav", "g/b_1.wav"])
-    assert [(r.name, g.name) for r, g in pairs] == [("a.wav", "a_0.wav"), ("a.wav", "a_1.wav"), ("b.wav", "b_0.wav"),
-                                                    ("b_1.wav", "b_1.wav")]
+def test_waveforms_of_one_prompt_pair_with_its_reference_and_an_ambiguous_stem_is_refused():
+    pairs = pair_by_stem(["ref/a.wav", "ref/b.wav"], ["g/a_0.wav", "g/a_1.wav", "g/b_0.wav", "g/b.wav"])
+    assert [(r.name, g.name) for r, g in pairs] == [("a.wav", "a_0.wav"), ("a.wav", "a_1.wav"), ("b.wav", "b.wav"),
+                                                    ("b.wav", "b_0.wav")]
     with pytest.raises(DataError, match="no reference: a_x"):
         pair_by_stem(["a.wav"], ["a_0.wav", "a_x.wav"])  # only digits after the last "_" name a waveform
+    with pytest.raises(DataError, match="'b_1' is both an id of its own and waveform 1 of 'b'"):
+        pair_by_stem(["ref/b.wav", "ref/b_1.wav"], ["g/b_0.wav", "g/b_1.wav"])
 
 
 def test_kl_over_waveforms_is_the_mean_of_one_term_per_waveform():

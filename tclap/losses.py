@@ -9,6 +9,11 @@
   (s = 1); `temporal_scale` picks s: "model" (the model's audio logit scale), "none" (s = 1), or a
   fixed number. "model" is the default because with s = 1 the logits are cosines, L_t's gradient is
   a logit scale smaller than L_c's, and offline it stayed at log 2 for 5,000 steps (docs/training.md).
+- `separation_loss` (optional, ours, offline only): mean of relu(cos(t, t_swapped) - margin) over the
+  captions with an order-swapped negative, on the text tower alone. Not in the paper: LAION-CLAP's
+  text tower starts from a pretrained RoBERTa that already tells "A then B" from "B then A", while
+  the offline tower is trained from scratch on order-free captions and embeds the two almost alike
+  (cosine 0.99), which leaves L_t at a saddle (docs/known_limits.md).
 - `inversion_loss` (optional, the time-order-inversion loss of the SSL draft, §III.D): InfoNCE
   whose denominators also hold order-inverted negatives, weighted alpha_same for the sample's own
   inversion and alpha_cross for the other samples' ones, on both sides: captions Pi(t) for audio
@@ -40,6 +45,8 @@ def gather_with_grad(x: Tensor) -> Tensor:
 class LossConfig:
     temporal_weight: float = 0.5            # lambda in L = L_c + lambda L_t (paper: 0.5)
     temporal_scale: str | float = "model"   # "model", "none" (paper eq. 3 literally) or a number
+    separation_weight: float = 0.0          # > 0 pushes a caption and its swapped twin apart (text only)
+    separation_margin: float = 0.5          # ... until their cosine is below this
     inversion_weight: float = 0.0           # > 0 enables the time-order-inversion loss
     alpha_same: float = 1.0
     alpha_cross: float = 1.0
@@ -47,8 +54,11 @@ class LossConfig:
     def __post_init__(self) -> None:
         if not (self.temporal_scale in ("model", "none") or isinstance(self.temporal_scale, (int, float))):
             raise DataError(f"loss.temporal_scale must be 'model', 'none' or a number, not {self.temporal_scale!r}")
-        if min(self.temporal_weight, self.inversion_weight, self.alpha_same, self.alpha_cross) < 0:
+        if min(self.temporal_weight, self.separation_weight, self.inversion_weight, self.alpha_same,
+               self.alpha_cross) < 0:
             raise DataError("loss: weights and alphas must be >= 0")
+        if not -1.0 <= self.separation_margin <= 1.0:
+            raise DataError(f"loss.separation_margin is a cosine, in [-1, 1]; got {self.separation_margin}")
 
 
 class TclapLoss(nn.Module):
@@ -87,6 +97,11 @@ class TclapLoss(nn.Module):
         negative = (audio * neg_text_embeds).sum(-1)                  # (K,)
         logits = self.temporal_scale(logit_scale_a) * torch.stack([positive, negative], dim=1)  # (K, 2)
         return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long, device=logits.device))
+
+    def separation(self, text_embeds: Tensor, neg_text_embeds: Tensor, neg_text_index: Tensor) -> Tensor:
+        """Mean over captions with a swapped twin of relu(cos(t, t_swapped) - margin); unit vectors in."""
+        cosine = (text_embeds[neg_text_index] * neg_text_embeds).sum(-1)  # (K,)
+        return F.relu(cosine - self.config.separation_margin).mean()
 
     def inversion(self, anchors: Tensor, candidates: Tensor, inverted: Tensor, inverted_index: Tensor,
                   logit_scale: Tensor) -> Tensor:
@@ -131,6 +146,9 @@ class TclapLoss(nn.Module):
         if cfg.temporal_weight and has_neg_text:
             losses["temporal_loss"] = cfg.temporal_weight * self.temporal(
                 audio_embeds, text_embeds, neg_text_embeds, neg_text_index, logit_scale_a)
+        if cfg.separation_weight and has_neg_text:
+            losses["separation_loss"] = cfg.separation_weight * self.separation(
+                text_embeds, neg_text_embeds, neg_text_index)
         if cfg.inversion_weight and (has_neg_text or has_neg_audio):
             terms = []
             if has_neg_text:

@@ -85,8 +85,21 @@ def test_no_negatives_means_no_temporal_terms(batch):
     assert set(losses) == {"contrastive_loss"}
 
 
+def test_separation_loss_is_the_mean_hinge_on_the_swapped_captions_cosine(batch):
+    """relu(cos(t_i, t_swapped) - margin), averaged over the captions that have a swapped twin; text only."""
+    cfg = LossConfig(temporal_weight=0.0, separation_weight=2.0, separation_margin=0.1)
+    losses = TclapLoss(cfg)(batch["audio_embeds"], batch["text_embeds"], batch["logit_scale_a"],
+                            batch["logit_scale_t"], batch["neg_text_embeds"], batch["neg_text_index"])
+    hinges = [max(0.0, dot(batch["text_embeds"][i], batch["neg_text_embeds"][k]) - 0.1)
+              for k, i in enumerate(batch["neg_text_index"].tolist())]
+    assert set(losses) == {"contrastive_loss", "separation_loss"}
+    assert float(losses["separation_loss"]) == pytest.approx(2.0 * sum(hinges) / len(hinges), rel=1e-12)
+
+
 def test_bad_config_is_refused():
     with pytest.raises(ValueError, match="temporal_scale"):
         LossConfig(temporal_scale="sometimes")
     with pytest.raises(ValueError, match=">= 0"):
         LossConfig(alpha_cross=-1)
+    with pytest.raises(ValueError, match="separation_margin is a cosine"):
+        LossConfig(separation_margin=1.5)

@@ -110,6 +110,12 @@ def set_scheduler(pipe, name: str) -> None:
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
 
 
+def waveform_stems(clip_id: str, n: int) -> list[str]:
+    """File stems of a prompt's `n` waveforms: `<id>` alone, or `<id>_0` ... `<id>_{n-1}` (what
+    `eval.embedders.reference_stem` pairs back with `<id>`)."""
+    return [clip_id] if n == 1 else [f"{clip_id}_{k}" for k in range(n)]
+
+
 def waveform_seed(seed: int, clip_id: str, k: int) -> int:
     """The noise seed of waveform `k` of prompt `clip_id`: a hash of (seed, id, k), so a prompt's audio
     does not depend on which other prompts share its batch, nor on the batch size."""
@@ -147,7 +153,7 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
                         "keep the prompts file outside --out or give it another name")
     n = cfg.waveforms_per_prompt
     # unique: ids are, and "<id>_<k>" splits back at its last "_" since k has none
-    stems = {clip_id: [clip_id] if n == 1 else [f"{clip_id}_{k}" for k in range(n)] for clip_id, _ in prompts}
+    stems = {clip_id: waveform_stems(clip_id, n) for clip_id, _ in prompts}
     ambiguous = sorted(set(stems) & {stem for names in stems.values() for stem in names})
     if n > 1 and ambiguous:
         raise DataError(f"{prompts_file}: prompt id {ambiguous[0]!r} is also the file name of a waveform of prompt "

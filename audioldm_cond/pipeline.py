@@ -163,6 +163,28 @@ def save_pipeline(pipe: AudioLDMPipeline, out_dir: str | Path) -> Path:
     return out_dir
 
 
+def replace_vae_decoder(pipe: AudioLDMPipeline, vae: AutoencoderKL) -> AudioLDMPipeline:
+    """The pipeline with `vae` in place of its VAE, where `vae` encodes exactly as the old one: same encoder
+    and `quant_conv` weights, same `scaling_factor` (a decoder fine-tuned by `train_vae.py` with
+    `model.trained: decoder`), so latents mean what the UNet was trained on and only decoding changes.
+
+    Raises:
+        DataError: naming the first encoder tensor or config value that differs.
+    """
+    old, new = pipe.vae.state_dict(), vae.state_dict()
+    for key in [k for k in old if k.startswith(("encoder.", "quant_conv."))]:
+        if key not in new or not torch.equal(old[key].cpu(), new[key].cpu()):
+            raise DataError(f"vae: its {key} differs from the pipeline's; only a VAE whose decoder alone was "
+                            "fine-tuned (model.trained: decoder) keeps the UNet's latents")
+    if vae.config.scaling_factor != pipe.vae.config.scaling_factor:
+        raise DataError(f"vae: scaling_factor {vae.config.scaling_factor} differs from the pipeline's "
+                        f"{pipe.vae.config.scaling_factor}")
+    if (vae.device, vae.dtype) != (pipe.vae.device, pipe.vae.dtype):
+        vae = vae.to(device=pipe.vae.device, dtype=pipe.vae.dtype)
+    pipe.register_modules(vae=vae)
+    return pipe
+
+
 def load_pipeline(name_or_dir: str | Path) -> AudioLDMPipeline:
     """A pipeline from a directory written by `save_pipeline` (checked for all parts first) or a hub id.
 

@@ -8,6 +8,10 @@ its own clips. Loss: mean absolute log-mel error of the reconstruction of a post
 reconstructed from the posterior mean. The final folder is an AutoencoderKL `save_pretrained`
 directory whose `scaling_factor` is 1 / std of the latents of training clips (LDM's scale-by-std),
 so the UNet sees unit-variance latents and the pipeline divides them back out before decoding.
+
+`model.trained: decoder` fine-tunes the decoder of an existing VAE with its encoder frozen (as
+Stability AI's `sd-vae-ft-mse` did for Stable Diffusion's VAE): the latent space and `scaling_factor`
+stay exactly those of `model.init`, so UNets already trained on it keep working and decode better.
 """
 from __future__ import annotations
 
@@ -40,6 +44,13 @@ class VaeModelConfig:
     kl_weight: float = 1e-6           # per element, relative to the L1 term
     train_frames: int | None = None   # random time crop of the mel image in training (speed); None: the whole clip
     scale_clips: int = 256            # training clips whose latent std sets `scaling_factor`
+    trained: str = "all"              # "all", or "decoder": encoder frozen, init's latents and scaling_factor kept
+
+    def __post_init__(self) -> None:
+        if self.trained not in ("all", "decoder"):
+            raise DataError(f"model.trained: {self.trained!r} is not 'all' or 'decoder'")
+        if self.trained == "decoder" and self.init == "tiny":
+            raise DataError("model.trained: 'decoder' fine-tunes an existing VAE; set model.init to its directory")
 
 
 @dataclass
@@ -161,7 +172,12 @@ def build_vae(cfg: VaeModelConfig, seed: int) -> AutoencoderKL:
     if cfg.init == "tiny":
         torch.manual_seed(seed)
         return tiny_vae(cfg.latent_channels, cfg.downsampling)
-    return load_vae(cfg.init, "model.init")
+    vae = load_vae(cfg.init, "model.init")
+    if cfg.trained == "decoder":  # what maps mels to latents stays as it is
+        vae.encoder.requires_grad_(False)
+        if vae.quant_conv is not None:
+            vae.quant_conv.requires_grad_(False)
+    return vae
 
 
 def scale_by_std(final: Path, module: VaeWithLoss, train_loader: DataLoader, clips: int) -> dict[str, float]:
@@ -222,7 +238,12 @@ def run(cfg: VaeRunConfig, resume: str | None = None, provenance: dict | None = 
     final = trainer.fit(resume)
     seconds = time.perf_counter() - start
     if trainer.accelerator.is_main_process:
-        summary = scale_by_std(final, module, in_order, cfg.model.scale_clips)
+        if cfg.model.trained == "decoder":  # same encoder, same latents: keep the factor the UNets were trained with
+            module.vae = AutoencoderKL.from_pretrained(final).to(module.mel.window.device).eval()
+            factor = module.vae.config.scaling_factor
+            summary = {"latent_std": 1.0 / factor, "scaling_factor": factor, "kept_from": cfg.model.init}
+        else:
+            summary = scale_by_std(final, module, in_order, cfg.model.scale_clips)
         summary.update(val_mel_l1=module.reconstruction_error(val_loader),
                        val_mel_l1_of_mean_image=module.mean_image_error(val_loader), val_clips=len(val),
                        steps=cfg.train.steps, fit_seconds=seconds)

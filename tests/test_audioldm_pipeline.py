@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from audioldm_cond.vocoder import GriffinLimVocoder
 from tclap.errors import DataError
 from tclap.model import ModelConfig, build_tiny, save_clap
 
+ROOT = Path(__file__).resolve().parent.parent
 CAPTIONS = ["a dog barks then a bell rings", "rain falls on a roof", "a door slams followed by footsteps"]
 
 
@@ -178,3 +180,38 @@ def test_resynthesis_keeps_a_clips_events_and_their_order(mixup_dir):
     assert sum(in_order) >= 3
     with pytest.raises(DataError, match="shorter than one VAE block"):
         resynthesise(pipe, np.zeros(400, dtype=np.float32))
+
+
+def test_a_fine_tuned_decoder_replaces_the_vae_and_changes_only_decoding(saved, tmp_path, capsys):
+    """scripts/swap_vae_decoder.py: same latents (encoder untouched), the new decoder's audio, provenance kept."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("swap_vae_decoder", ROOT / "scripts" / "swap_vae_decoder.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    (saved / "audioldm_provenance.json").write_text(json.dumps({"config": {"model": {"cond": "tclap"}}}))
+    original = load_pipeline(saved)
+    tuned = load_component("vae", saved)
+    with torch.no_grad():
+        tuned.decoder.conv_out.bias.add_(1.0)  # a "fine-tuned" decoder: it decodes every latent 1.0 higher
+    tuned.save_pretrained(tmp_path / "vae")
+    script.main(["--vae", str(tmp_path / "vae"), "--pipeline", str(saved), "--out", str(tmp_path / "out")])
+    swapped = load_pipeline(tmp_path / "out")
+    latents = torch.randn(1, 8, 4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.allclose(swapped.vae.decode(latents).sample, original.vae.decode(latents).sample + 1.0, atol=1e-5)
+        mel = torch.randn(1, 1, 16, 64, generator=torch.Generator().manual_seed(1))
+        assert torch.equal(swapped.vae.encode(mel).latent_dist.mean, original.vae.encode(mel).latent_dist.mean)
+    provenance = json.loads((tmp_path / "out" / "audioldm_provenance.json").read_text())
+    assert provenance["config"] == {"model": {"cond": "tclap"}}
+    assert provenance["vae_decoder"] == {"from": str(tmp_path / "vae"), "replaced_in": str(saved)}
+
+    retrained = tiny_vae()  # another encoder: its latents would mean something else to the UNet
+    retrained.save_pretrained(tmp_path / "other_vae")
+    with pytest.raises(SystemExit):
+        script.main(["--vae", str(tmp_path / "other_vae"), "--pipeline", str(saved), "--out", str(tmp_path / "o2")])
+    assert "vae: its encoder.conv_in.weight differs from the pipeline's" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
+    with pytest.raises(SystemExit):  # an existing folder is never written into
+        script.main(["--vae", str(tmp_path / "vae"), "--pipeline", str(saved), "--out", str(tmp_path / "out")])
+    assert "already exists" in capsys.readouterr().err

@@ -90,3 +90,27 @@ def test_offline_config_parses():
     assert cfg.data.mixup == "results/offline/mixup" and cfg.train.steps == 5 and cfg.model.latent_channels == 8
     with pytest.raises(DataError, match="unknown key"):
         read_run_config(VaeRunConfig, ROOT / "configs/audioldm/vae_offline.yaml", ["model.channels=4"])
+
+
+def test_decoder_fine_tuning_keeps_the_encoder_and_the_scaling_factor(mixup_dir, tmp_path):
+    from train_vae import main
+
+    main(["--config", str(write_config(tmp_path / "vae.yaml", vae_sections(tmp_path / "first", mixup_dir)))])
+    first = AutoencoderKL.from_pretrained(tmp_path / "first" / "final")
+    sections = vae_sections(tmp_path / "decoder", mixup_dir, init=str(tmp_path / "first" / "final"), trained="decoder")
+    main(["--config", str(write_config(tmp_path / "decoder.yaml", sections))])
+    tuned = AutoencoderKL.from_pretrained(tmp_path / "decoder" / "final")
+    before, after = first.state_dict(), tuned.state_dict()
+    frozen = [k for k in before if k.startswith(("encoder.", "quant_conv."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoder."))
+    assert tuned.config.scaling_factor == first.config.scaling_factor
+    summary = json.loads((tmp_path / "decoder" / SUMMARY).read_text())
+    assert summary["scaling_factor"] == first.config.scaling_factor and summary["kept_from"] == str(tmp_path / "first" / "final")
+
+
+def test_decoder_fine_tuning_needs_an_existing_vae():
+    with pytest.raises(DataError, match="model.trained: 'decoder' fine-tunes an existing VAE"):
+        read_run_config(VaeRunConfig, ROOT / "configs/audioldm/vae_offline.yaml", ["model.trained=decoder"])
+    with pytest.raises(DataError, match="model.trained: 'encoder' is not 'all' or 'decoder'"):
+        read_run_config(VaeRunConfig, ROOT / "configs/audioldm/vae_offline.yaml", ["model.trained=encoder"])

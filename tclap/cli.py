@@ -11,7 +11,6 @@ from pathlib import Path
 
 from tclap.errors import DataError
 
-REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def _synth_world(args: argparse.Namespace) -> None:
@@ -134,13 +133,16 @@ def _evaluate(args: argparse.Namespace) -> None:
 def _experiment(args: argparse.Namespace) -> None:
     if args.name == "generation":
         return _generation_experiment(args)
+    from tclap.config import default_config
     from tclap.experiment import ExperimentConfig, run_offline
 
-    experiment = ExperimentConfig(seeds=args.seeds or DEFAULT_SEEDS, baseline_steps=args.baseline_steps,
-                                  tclap_steps=args.tclap_steps)
+    experiment = ExperimentConfig(baseline_steps=args.baseline_steps, tclap_steps=args.tclap_steps,
+                                  parallel_runs=args.parallel_runs)
+    if args.seeds:
+        experiment.seeds = args.seeds
     if args.tclap_config:
         experiment.tclap = str(args.tclap_config)
-    run_offline(args.out or Path("results/offline"), args.config or REPO_CONFIGS / "data" / "offline.yaml",
+    run_offline(args.out or Path("results/offline"), args.config or default_config("data/offline.yaml"),
                 workers=args.workers, library=args.library, clips=args.clips, experiment=experiment)
 
 
@@ -192,7 +194,6 @@ def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--llm-rps", type=float, help="maximum requests per second")
 
 
-DEFAULT_SEEDS = [0, 1, 2]
 # Commands whose module has its own `main(argv)`: `tclap NAME ...` is `python MODULE ...`.
 HANDED_OFF = {
     "demo": ("demo.app", "the Gradio demo: compare pipelines on event order, collect MOS ratings"),
@@ -337,7 +338,7 @@ def _add_experiment(commands) -> None:
     p.add_argument("--config", type=Path, help="offline: data config (default configs/data/offline.yaml); "
                                                "generation: a YAML file with a `generation:` section")
     p.add_argument("--seeds", type=int, nargs="+",
-                   help="training (offline) or sampling (generation) seeds (default: 0 1 2)")
+                   help="training (offline, default 0 1) or sampling (generation, default 0 1 2) seeds")
     p.add_argument("--clips", type=int, help="offline: mixed-up clips over train/val/test (default: the config's); "
                                              "generation: test clips to take, two prompts each (default 24)")
     offline = p.add_argument_group("offline")
@@ -345,6 +346,8 @@ def _add_experiment(commands) -> None:
     offline.add_argument("--library", type=Path, help="sound library in ESC-50 layout instead of the synthesised world")
     offline.add_argument("--baseline-steps", type=int, help="baseline CLAP steps (default: its run config's)")
     offline.add_argument("--tclap-steps", type=int, help="T-CLAP and control steps (default: their run config's)")
+    offline.add_argument("--parallel-runs", type=int, default=2,
+                         help="training runs side by side, one thread each (default 2, for 2 cores)")
     offline.add_argument("--tclap-config", type=Path, help="run config of T-CLAP and the control (default "
                                                            "configs/tclap/offline.yaml; offline_long.yaml learns order)")
     generation = p.add_argument_group("generation")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -15,6 +16,21 @@ import yaml
 from tclap.errors import DataError
 
 T = TypeVar("T")
+
+
+def default_config(name: str) -> Path:
+    """A config shipped with the package, e.g. `default_config("tclap/offline.yaml")`.
+
+    The repository's `configs/` folder is installed as the package data of `tclap.configs`, so the
+    defaults are found from an installed copy and from a checkout alike.
+
+    Raises:
+        DataError: no such config is shipped.
+    """
+    path = Path(str(files("tclap.configs") / name))
+    if not path.is_file():
+        raise DataError(f"{name}: no such default config (they are the files under configs/)")
+    return path
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -6,17 +6,25 @@
     -> evaluation of every model on the test split -> metrics.json, table.md (mean +- std over seeds)
 
 Every stage writes under `out` and is skipped when its output exists (training resumes from its
-last checkpoint), so the command can be rerun after an interruption.
+last checkpoint), so the command can be rerun after an interruption. Training runs `parallel_runs` at a
+time (default 2: on 2 cores, two one-thread runs side by side do about twice the steps per second of
+one two-thread run), each in a fresh process at one thread.
 """
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tclap.config import build_run_config, load_yaml, section
+import torch
+
+from tclap.config import build_run_config, default_config, load_yaml, section
 from tclap.data.library import assign_folds, read_library
 from tclap.data.mixup import SETTINGS, MixupConfig, build_mixup
 from tclap.data.negatives import RuleBackend
@@ -24,10 +32,10 @@ from tclap.data.negatives_eval import evaluate_backend
 from tclap.data.orderfree import write_order_free_pairs
 from tclap.data.synth import SynthConfig, synthesize_world
 from tclap.environment import environment
+from tclap.errors import DataError
 from tclap.eval_suite import evaluate_models, read_test_sets
 from tclap.train import RunConfig, run
 
-REPO_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 MODELS = ("baseline", "control", "tclap")
 # metrics.json name -> the evaluation suite's metric name
 HEADLINE = {
@@ -35,6 +43,8 @@ HEADLINE = {
     "tclassify_a2t": "tclassify_a2t",
     "tclassify_t2a_unseen_phrasing": "tclassify_t2a_unseen_phrasing",
     "tclassify_t2a_seen_phrasing": "tclassify_t2a_seen_phrasing",
+    "compa_text": "compa_text",
+    "compa_audio": "compa_audio",
     "compa_group": "compa_group",
     "retrieval_t2a_r1": "mixup_t2a_R@1",
     "retrieval_a2t_r1": "mixup_a2t_R@1",
@@ -46,50 +56,93 @@ HEADLINE = {
 class ExperimentConfig:
     """What `tclap experiment offline` runs; the run configs are the ones `train_tclap.py` takes."""
 
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    baseline: str = str(REPO_CONFIGS / "tclap" / "offline_baseline.yaml")
-    tclap: str = str(REPO_CONFIGS / "tclap" / "offline.yaml")
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    baseline: str = field(default_factory=lambda: str(default_config("tclap/offline_baseline.yaml")))
+    tclap: str = field(default_factory=lambda: str(default_config("tclap/offline.yaml")))
     baseline_steps: int | None = None   # None: the run config's
     tclap_steps: int | None = None
+    parallel_runs: int = 2              # training runs at once, one thread each
+
+    def __post_init__(self) -> None:
+        if self.parallel_runs < 1:
+            raise DataError(f"parallel runs: at least 1, not {self.parallel_runs}")
 
 
-def train_stage(run_config: str | Path, out_dir: Path, overrides: dict[str, dict]) -> tuple[Path, float]:
-    """Train one model unless `out_dir/final` exists; returns (final dir, seconds spent now)."""
-    final = out_dir / "final"
-    if final.is_dir():
-        return final, 0.0
+def train_stage(run_config: str | Path, out_dir: Path, overrides: dict[str, dict]) -> tuple[Path, float, int]:
+    """Train one model unless `out_dir/final` exists; returns (final dir, seconds spent now, its steps)."""
     data = load_yaml(run_config)
     for name, values in overrides.items():
         data[name] = {**(data.get(name) or {}), **{k: v for k, v in values.items() if v is not None}}
     data.setdefault("train", {})["output_dir"] = str(out_dir)
+    cfg = build_run_config(RunConfig, data, str(run_config))
+    final = out_dir / "final"
+    if final.is_dir():
+        return final, 0.0, cfg.train.steps
     start = time.perf_counter()
-    run(build_run_config(RunConfig, data, str(run_config)), resume="latest", provenance={"stage": str(out_dir)})
-    return final, time.perf_counter() - start
+    run(cfg, resume="latest", provenance={"stage": str(out_dir), "environment": environment()})
+    return final, time.perf_counter() - start, cfg.train.steps
 
 
-def train_models(out: Path, mixup: Path, order_free: Path, cfg: ExperimentConfig) -> tuple[dict, dict]:
-    """Baseline, T-CLAP and control for every seed: ({model: [final dirs]}, {model: [seconds]})."""
-    finals: dict[str, list[Path]] = {m: [] for m in MODELS}
-    seconds: dict[str, list[float]] = {m: [] for m in MODELS}
-    for seed in cfg.seeds:
-        root = out / f"seed{seed}"
-        data = {"positive_only": [str(order_free)]}
-        baseline, spent = train_stage(cfg.baseline, root / "baseline", {
-            "model": {"init": "tiny"}, "data": {**data, "validation": str(mixup)},
-            "train": {"seed": seed, "steps": cfg.baseline_steps}})
-        finals["baseline"].append(baseline)
-        seconds["baseline"].append(spent)
-        for name, weight in (("tclap", None), ("control", 0.0)):
-            final, spent = train_stage(cfg.tclap, root / name, {
-                "model": {"init": str(baseline)}, "data": {**data, "mixup": str(mixup)},
-                "loss": {"temporal_weight": weight}, "train": {"seed": seed, "steps": cfg.tclap_steps}})
-            finals[name].append(final)
-            seconds[name].append(spent)
-    return finals, seconds
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
-def summarize(per_model: dict[str, list[dict]], seconds: dict[str, list[float]]) -> dict:
-    """Mean and std over seeds of the headline metrics, per model."""
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@contextmanager
+def environment_variables(values: dict[str, str]):
+    """Set `values` in os.environ for the block (processes started in it inherit them), then restore."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def train_stages(stages: list[tuple[str, Path, dict]], parallel_runs: int) -> list[tuple[Path, float, int]]:
+    """`train_stage` for each (run config, out dir, overrides), `parallel_runs` at a time, each in a fresh
+    process at one thread (so the digits do not depend on the machine's core count, and no accelerate
+    state passes from one stage to the next); results in the order given."""
+    trained = {}
+    todo = [stage for stage in stages if not (stage[1] / "final").is_dir()]  # the others only report
+    if todo:
+        context = multiprocessing.get_context("spawn")
+        # the variables reach the libraries that read them at import (OpenMP, BLAS, tokenizers); torch's own
+        # count is also set in each process
+        with environment_variables(ONE_THREAD), ProcessPoolExecutor(
+                parallel_runs, mp_context=context, initializer=_one_thread, max_tasks_per_child=1) as pool:
+            trained = dict(zip([stage[1] for stage in todo], pool.map(train_stage, *zip(*todo))))
+    return [trained.get(stage[1]) or train_stage(*stage) for stage in stages]
+
+
+def train_models(out: Path, mixup: Path, order_free: Path, cfg: ExperimentConfig) -> tuple[dict, dict, dict]:
+    """Baselines for every seed, then T-CLAP and the control for every seed: ({model: [final dirs]},
+    {model: [seconds]}, {model: steps})."""
+    data = {"positive_only": [str(order_free)]}
+    baselines = train_stages([(cfg.baseline, out / f"seed{seed}" / "baseline", {
+        "model": {"init": "tiny"}, "data": {**data, "validation": str(mixup)},
+        "train": {"seed": seed, "steps": cfg.baseline_steps}}) for seed in cfg.seeds], cfg.parallel_runs)
+    fine_tuned = train_stages([(cfg.tclap, out / f"seed{seed}" / name, {
+        "model": {"init": str(baseline[0])}, "data": {**data, "mixup": str(mixup)},
+        "loss": {"temporal_weight": weight}, "train": {"seed": seed, "steps": cfg.tclap_steps}})
+        for seed, baseline in zip(cfg.seeds, baselines) for name, weight in (("tclap", None), ("control", 0.0))],
+        cfg.parallel_runs)
+    results = {"baseline": baselines, "tclap": fine_tuned[0::2], "control": fine_tuned[1::2]}
+    finals = {m: [r[0] for r in results[m]] for m in MODELS}
+    seconds = {m: [r[1] for r in results[m]] for m in MODELS}
+    return finals, seconds, {m: results[m][0][2] for m in MODELS}
+
+
+def summarize(per_model: dict[str, list[dict]], seconds: dict[str, list[float]],
+              steps: dict[str, int] | None = None) -> dict:
+    """Mean and std over seeds of the headline metrics, per model, with its training steps (fine-tuned
+    models: after the baseline's) and its training seconds summed over seeds."""
     summary = {}
     for model, runs in per_model.items():
         entry: dict = {"seeds": len(runs)}
@@ -99,17 +152,23 @@ def summarize(per_model: dict[str, list[dict]], seconds: dict[str, list[float]])
                 entry[name] = round(statistics.mean(values), 2)
                 entry[f"{name}_std"] = round(statistics.stdev(values), 2) if len(values) > 1 else 0.0
         entry["train_seconds"] = round(sum(seconds[model]), 1)
+        if steps:
+            entry["steps"] = steps[model]
         summary[model] = entry
     return summary
 
 
 def markdown(summary: dict) -> str:
     """The Table-3 comparison: one row per model, mean ± sample standard deviation over seeds."""
-    lines = [f"Mean ± sample standard deviation (n - 1) over {summary[MODELS[0]]['seeds']} seeds.", "",
-             "| model | " + " | ".join(HEADLINE) + " |", "|---" * (len(HEADLINE) + 1) + "|"]
+    seeds = summary[MODELS[0]]["seeds"]
+    lines = [f"Mean ± sample standard deviation (n - 1) over {seeds} seeds; steps: of each model's own training "
+             f"(T-CLAP and the control start from the baseline); minutes: its training, summed over the seeds "
+             "(0 where a rerun found it trained).", "",
+             "| model | " + " | ".join(HEADLINE) + " | steps | train minutes |", "|---" * (len(HEADLINE) + 3) + "|"]
     for model in MODELS:
         entry = summary[model]
         cells = [f"{entry[n]:.1f} ± {entry[n + '_std']:.1f}" if n in entry else "–" for n in HEADLINE]
+        cells += [str(entry.get("steps", "–")), f"{entry['train_seconds'] / 60:.1f}"]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -146,7 +205,7 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     (out / "negatives_eval.json").write_text(json.dumps(negatives, indent=2))
     summary["rule_negatives"] = {k: negatives[k] for k in ("precision", "coverage", "false_swaps", "items")}
 
-    finals, seconds = train_models(out, mixup, order_free, cfg)
+    finals, seconds, steps = train_models(out, mixup, order_free, cfg)
 
     # Zero-shot on the library's test folds only: the baseline saw the other folds' files.
     settings = json.loads((mixup / SETTINGS).read_text())
@@ -157,9 +216,10 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     results = list(evaluate_models(dirs, out / "eval", sets, cache=out / "embedding_cache").values())
     per_model = {m: results[i * len(cfg.seeds):(i + 1) * len(cfg.seeds)] for i, m in enumerate(MODELS)}
 
-    metrics = summarize(per_model, seconds)
+    metrics = summarize(per_model, seconds, steps)
     metrics["wall_seconds"] = round(time.perf_counter() - wall, 1)
     metrics["seeds"], metrics["environment"] = list(cfg.seeds), environment()
+    metrics["training"] = {"parallel_runs": cfg.parallel_runs, "threads_per_run": 1}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "table.md").write_text(markdown(metrics))
     summary["metrics"] = metrics

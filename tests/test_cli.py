@@ -98,13 +98,14 @@ def test_offline_experiment_runs_end_to_end_on_small_settings(tmp_path, capsys):
         for name in ("tclassify_t2a", "tclassify_a2t", "tclassify_t2a_unseen_phrasing", "retrieval_t2a_r1",
                      "retrieval_a2t_r1", "zeroshot_acc"):
             assert 0 <= metrics[model][name] <= 100 and metrics[model][f"{name}_std"] >= 0
-    assert metrics["seeds"] == [0, 1]
+    assert metrics["seeds"] == [0, 1] and metrics["training"] == {"parallel_runs": 2, "threads_per_run": 1}
     from importlib.metadata import version  # the record's versions are the installed ones
     assert metrics["environment"]["packages"]["torch"] == version("torch")
     assert metrics["environment"]["torch_threads"] == __import__("torch").get_num_threads()
     assert (tmp_path / "run" / "seed1" / "control" / "final" / "config.json").exists()
     control = json.loads((tmp_path / "run" / "seed1" / "control" / "run_config.json").read_text())
     assert control["config"]["loss"]["temporal_weight"] == 0
+    assert control["environment"]["torch_threads"] == 1 and control["environment"]["omp_num_threads"] == "1"
     assert control["config"]["model"]["init"] == str(tmp_path / "run" / "seed1" / "baseline" / "final")
     # A rerun finds every model trained and only evaluates again.
     run(capsys, *args)

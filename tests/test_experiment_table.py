@@ -10,11 +10,26 @@ from tclap.experiment import MODELS, markdown, summarize
 
 def test_summary_is_the_mean_and_the_n_minus_1_standard_deviation_over_seeds():
     runs = {m: [{"tclassify_t2a": v, "zeroshot_esc50_acc": 60.0} for v in (50.0, 53.0, 59.0)] for m in MODELS}
-    summary = summarize(runs, {m: [10.0, 20.0, 30.0] for m in MODELS})
+    summary = summarize(runs, {m: [10.0, 20.0, 30.0] for m in MODELS}, {"baseline": 600, "control": 1500, "tclap": 1500})
     # by hand: mean 54, squared deviations 16 + 1 + 25 = 42, / (3 - 1) = 21
     assert summary["tclap"]["tclassify_t2a"] == 54.0
     assert summary["tclap"]["tclassify_t2a_std"] == pytest.approx(round(math.sqrt(21), 2))
     assert summary["tclap"]["zeroshot_acc_std"] == 0.0 and summary["tclap"]["train_seconds"] == 60.0
     table = markdown(summary)
-    assert table.startswith("Mean ± sample standard deviation (n - 1) over 3 seeds.")
+    assert table.startswith("Mean ± sample standard deviation (n - 1) over 3 seeds;")
     assert "| tclap | 54.0 ± 4.6 |" in table
+    assert table.splitlines()[-1].endswith("| 1500 | 1.0 |")  # its steps, and 10 + 20 + 30 s in minutes
+    assert summary["baseline"]["steps"] == 600
+
+
+
+def test_environment_variables_are_set_for_the_block_and_restored(monkeypatch):
+    import os
+
+    from tclap.experiment import environment_variables
+
+    monkeypatch.setenv("TCLAP_TEST_A", "kept")
+    monkeypatch.delenv("TCLAP_TEST_B", raising=False)
+    with environment_variables({"TCLAP_TEST_A": "1", "TCLAP_TEST_B": "2"}):
+        assert os.environ["TCLAP_TEST_A"] == "1" and os.environ["TCLAP_TEST_B"] == "2"
+    assert os.environ["TCLAP_TEST_A"] == "kept" and "TCLAP_TEST_B" not in os.environ

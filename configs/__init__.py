@@ -1,0 +1,1 @@
+"""The default configs, installed as the package data of `tclap.configs` (see pyproject.toml)."""

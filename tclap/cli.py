@@ -124,7 +124,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise DataError("--vggsound-name needs --zeroshot-layout vggsound")
     sets = read_test_sets(mixup=args.mixup, split=args.split, pairs=args.pairs, audio_root=args.audio_root,
                           zeroshot=args.zeroshot, zeroshot_layout=args.zeroshot_layout, prompt=args.prompt,
-                          zeroshot_options={"name_pattern": args.vggsound_name} if args.vggsound_name else None)
+                          zeroshot_options={"name_pattern": args.vggsound_name} if args.vggsound_name else None,
+                          compa_order=args.compa_order)
     evaluate_models(args.model, args.out, sets, cache=args.cache, batch_size=args.batch_size, device=args.device)
     print((args.out / "table.md").read_text(), end="")
     print(f"wrote {args.out / 'metrics.json'}, {args.out / 'table.md'}")
@@ -297,7 +298,10 @@ def _add_evaluate(commands) -> None:
     p.add_argument("--mixup", type=Path, help="folder built by `tclap mixup`: T-Classify, CompA-order, retrieval")
     p.add_argument("--split", default="test", choices=["train", "val", "test"], help="with --mixup")
     p.add_argument("--pairs", type=Path, help="caption manifest (CSV/JSONL: audio, caption[, negative]): retrieval")
-    p.add_argument("--audio-root", type=Path, help="with --pairs: folder audio paths are relative to")
+    p.add_argument("--compa-order", type=Path, help="the CompA-order benchmark CSV (pair_file, reversed_pair_file, "
+                                                    "pair_caption, reversed_pair_caption): its text/audio/group scores")
+    p.add_argument("--audio-root", type=Path, help="with --pairs or --compa-order: folder audio paths are relative to "
+                                                   "(default: the file's folder)")
     p.add_argument("--zeroshot", type=Path, help="zero-shot classification set root")
     p.add_argument("--zeroshot-layout", default="esc50", choices=["esc50", "us8k", "vggsound"])
     p.add_argument("--prompt", default="A sound of {label}", help="zero-shot text template")

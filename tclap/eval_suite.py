@@ -5,7 +5,9 @@ Test sets (any of):
   clip by its caption (`mixup_` metrics);
 - a caption manifest (AudioCaps, Clotho, ...): retrieval with several captions per clip, and
   T-Classify T2A over the captions that have an order-swapped negative (`pairs_` metrics);
-- a zero-shot classification set in ESC-50, UrbanSound8K or VGGSound layout (`zeroshot_<layout>_`).
+- a zero-shot classification set in ESC-50, UrbanSound8K or VGGSound layout (`zeroshot_<layout>_`);
+- the CompA-order benchmark CSV (`tclap.data.benchmarks`): its text, audio and group scores and
+  T-Classify on its items (`compa_order_` metrics).
 
 Every data set is read (and checked) before any model is loaded, so bad input fails fast.
 """
@@ -16,12 +18,14 @@ from pathlib import Path
 
 import torch
 
+from tclap.data.benchmarks import read_compa_order
 from tclap.data.datasets import mixup_rows, read_pairs
 from tclap.data.mixup import MANIFEST
 from tclap.embedding_cache import Embedder
 from tclap.errors import DataError
 from tclap.eval_report import write_report
-from tclap.evaluation import embed_rows, swap_similarity, t_classify_breakdown, tclassify_margins
+from tclap.evaluation import (compa_order_decisions, embed_rows, swap_similarity, t_classify_breakdown,
+                              tclassify_margins)
 from tclap.model import ClapEncoder, load_clap
 from tclap.retrieval import rows_retrieval
 from tclap.zeroshot import DEFAULT_PROMPT, LAYOUTS, LabelledClip, check_prompt, zero_shot
@@ -41,25 +45,29 @@ class EvalSets:
     zeroshot_clips: list[LabelledClip] = field(default_factory=list)
     zeroshot_layout: str = ""
     prompt: str = DEFAULT_PROMPT
+    compa_order_rows: list[dict] = field(default_factory=list)
 
 
 def read_test_sets(mixup: Path | None = None, split: str = "test", pairs: Path | None = None,
                    audio_root: Path | None = None, zeroshot: Path | None = None, zeroshot_layout: str = "esc50",
-                   prompt: str = DEFAULT_PROMPT, zeroshot_options: dict | None = None) -> EvalSets:
+                   prompt: str = DEFAULT_PROMPT, zeroshot_options: dict | None = None,
+                   compa_order: Path | None = None) -> EvalSets:
     """Read and check the test sets; at least one is needed.
 
     Args:
         mixup: a folder built by `tclap mixup`.
         split: its split to score.
         pairs: caption manifest (CSV/JSONL: audio, caption[, negative]).
-        audio_root: folder the manifest's audio paths are relative to.
+        audio_root: folder the manifest's and the CompA-order file's audio paths are relative to.
         zeroshot: zero-shot classification set root.
         zeroshot_layout: "esc50", "us8k" or "vggsound".
         prompt: zero-shot text template with `{label}`.
         zeroshot_options: extra arguments of the layout's reader (e.g. VGGSound's `name_pattern`).
+        compa_order: a CompA-order CSV.
     """
-    if not (mixup or pairs or zeroshot):
-        raise DataError("nothing to evaluate on: give a mixed-up folder, a caption manifest or a zero-shot set")
+    if not (mixup or pairs or zeroshot or compa_order):
+        raise DataError("nothing to evaluate on: give a mixed-up folder, a caption manifest, a zero-shot set "
+                        "or a CompA-order file")
     sets = EvalSets(prompt=prompt)
     if mixup:
         sets.mixup_rows, sets.mixup_records = mixup_rows(mixup, split)
@@ -74,6 +82,8 @@ def read_test_sets(mixup: Path | None = None, split: str = "test", pairs: Path |
         sets.zeroshot_clips = LAYOUTS[zeroshot_layout](zeroshot, **(zeroshot_options or {}))
         sets.zeroshot_layout = zeroshot_layout
         check_prompt(prompt)
+    if compa_order:
+        sets.compa_order_rows = read_compa_order(compa_order, audio_root)
     return sets
 
 
@@ -100,6 +110,15 @@ def evaluate_encoder(embedder: Embedder, sets: EvalSets) -> tuple[dict[str, floa
             metrics["pairs_tclassify_t2a"] = 100.0 * float((t2a > 0).float().mean())
             metrics["pairs_n_negatives"] = len(t2a)
             margins[f"pairs {T2A_MARGIN}"] = t2a
+    if sets.compa_order_rows:
+        e = embed_rows(embedder, sets.compa_order_rows)
+        decisions = compa_order_decisions(e)
+        metrics.update({f"compa_order_{k}": 100.0 * float(decisions[k].mean()) for k in ("text", "audio", "group")})
+        t2a, a2t = tclassify_margins(e)
+        metrics["compa_order_tclassify_t2a"] = 100.0 * float((t2a > 0).float().mean())
+        metrics["compa_order_tclassify_a2t"] = 100.0 * float((a2t > 0).float().mean())
+        metrics["compa_order_items"] = len(sets.compa_order_rows)
+        margins[f"compa-order {T2A_MARGIN}"], margins[f"compa-order {A2T_MARGIN}"] = t2a, a2t
     if sets.zeroshot_clips:
         accuracy = zero_shot(embedder, sets.zeroshot_clips, sets.prompt)
         metrics.update(_prefixed(f"zeroshot_{sets.zeroshot_layout}_", accuracy))

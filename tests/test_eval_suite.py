@@ -161,3 +161,81 @@ def test_evaluate_without_a_test_set_is_a_one_line_error(checkpoints, tmp_path, 
         main(["evaluate", "--model", str(checkpoints[0]), "--out", str(tmp_path)])
     assert exit_.value.code == 2
     assert "nothing to evaluate on" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def compa_order_csv(mixup_dir, tmp_path_factory):
+    """Test-split clips written as a CompA-order file, with the audio paths relative to the mixed-up folder and
+    an extra column the reader ignores: three items are a clip and its order-swapped twin, three pair two
+    different clips (the scores do not need the two to be reversals)."""
+    test = [r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == "test"]
+    records = test[:3] + [{"audio": a["audio"], "caption": a["caption"], "neg_audio": b["audio"],
+                           "neg_caption": b["caption"]} for a, b in zip(test[3:6], test[6:9])]
+    path = tmp_path_factory.mktemp("compa") / "compa_order.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["pair_file", "reversed_pair_file", "pair_caption", "reversed_pair_caption", "source"])
+        for r in records:
+            writer.writerow([r["audio"], r["neg_audio"], r["caption"], r["neg_caption"], "synthesised"])
+    return path, records
+
+
+@torch.no_grad()
+def test_compa_order_scores_match_a_hand_computation(checkpoints, compa_order_csv, mixup_dir, tmp_path):
+    path, records = compa_order_csv
+    main(["evaluate", "--model", str(checkpoints[0]), "--out", str(tmp_path / "out"), "--compa-order", str(path),
+          "--audio-root", str(mixup_dir)])
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())[checkpoints[0].name]
+
+    model, processor = load_clap(checkpoints[0])
+    encoder = ClapEncoder(model, processor).eval()
+
+    def audio(name):  # one file at a time, its first window, as the evaluation rule says
+        wave = load_audio(mixup_dir / name, encoder.sample_rate)[:encoder.window]
+        wave = torch.nn.functional.pad(torch.from_numpy(wave), (0, encoder.window - len(wave)))
+        return encoder.audio_embeds(wave[None])[0]
+
+    def text(caption):
+        tokens = encoder.tokenize([caption])
+        return encoder.text_embeds(tokens["input_ids"], tokens["attention_mask"])[0]
+
+    right = {"text": 0, "audio": 0, "group": 0, "t2a": 0, "a2t": 0}
+    for r in records:
+        a0, a1, t0, t1 = audio(r["audio"]), audio(r["neg_audio"]), text(r["caption"]), text(r["neg_caption"])
+        s = {(i, j): float(t @ a) for i, t in enumerate((t0, t1)) for j, a in enumerate((a0, a1))}
+        text_ok = s[0, 0] > s[1, 0] and s[1, 1] > s[0, 1]    # each clip picks its caption
+        audio_ok = s[0, 0] > s[0, 1] and s[1, 1] > s[1, 0]   # each caption picks its clip
+        right["text"] += text_ok
+        right["audio"] += audio_ok
+        right["group"] += text_ok and audio_ok
+        right["t2a"] += s[0, 0] > s[1, 0]
+        right["a2t"] += s[0, 0] > s[0, 1]
+    n = len(records)
+    # An untrained model wins no Winoground pair (all its captions embed alike), but its T-Classify
+    # outcomes are mixed, so a swapped column (pair / reversed) would change them.
+    assert 0 < right["t2a"] < n
+    assert metrics["compa_order_items"] == n
+    for key in ("text", "audio", "group"):
+        assert metrics[f"compa_order_{key}"] == pytest.approx(100.0 * right[key] / n)
+    assert metrics["compa_order_tclassify_t2a"] == pytest.approx(100.0 * right["t2a"] / n)
+    assert metrics["compa_order_tclassify_a2t"] == pytest.approx(100.0 * right["a2t"] / n)
+
+
+def test_bad_compa_order_files_name_the_file_and_row(compa_order_csv, mixup_dir, tmp_path):
+    path, records = compa_order_csv
+    lines = path.read_text().splitlines()
+    cases = {
+        "no_column.csv": ("pair_file,pair_caption,reversed_pair_caption\n", "missing column(s) reversed_pair_file"),
+        "empty.csv": (lines[0] + "\n" + lines[1] + "\naudio/x.wav,,a then b,b then a,s\n",
+                      "empty.csv:3: empty reversed_pair_file"),
+        "missing.csv": (lines[0] + "\naudio/nope.wav," + lines[1].split(",", 1)[1] + "\n",
+                        f"missing.csv:2: audio file {mixup_dir / 'audio' / 'nope.wav'} not found"),
+        "outside.csv": (lines[0] + "\n../secret.wav," + lines[1].split(",", 1)[1] + "\n",
+                        "outside.csv:2: '../secret.wav' points outside the audio folder"),
+    }
+    for name, (content, message) in cases.items():
+        (tmp_path / name).write_text(content)
+        with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+            read_test_sets(compa_order=tmp_path / name, audio_root=mixup_dir)
+    with pytest.raises(DataError, match="CompA-order file not found"):
+        read_test_sets(compa_order=tmp_path / "absent.csv")

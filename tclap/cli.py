@@ -391,7 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in HANDED_OFF:
-        return importlib.import_module(HANDED_OFF[argv[0]][0]).main(argv[1:])
+        module = importlib.import_module(HANDED_OFF[argv[0]][0])
+        program, sys.argv[0] = sys.argv[0], f"tclap {argv[0]}"  # argparse names the program after argv[0]
+        try:
+            return module.main(argv[1:])
+        finally:
+            sys.argv[0] = program
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

@@ -26,6 +26,15 @@ def test_help_lists_every_subcommand():
         assert command in out
 
 
+@pytest.mark.parametrize("command", ["order", "kl", "detector"])
+def test_handed_off_commands_name_themselves_in_their_usage(command, capsys):
+    argv0 = sys.argv[0]
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert capsys.readouterr().out.startswith(f"usage: tclap {command} ")
+    assert sys.argv[0] == argv0  # restored
+
+
 def test_data_errors_exit_2_with_a_message_and_no_traceback(tmp_path):
     result = subprocess.run([sys.executable, "-m", "tclap.cli", "mixup", "--library", str(tmp_path),
                              "--out", str(tmp_path / "out")], capture_output=True, text=True)

@@ -161,13 +161,15 @@ def summarize(per_model: dict[str, list[dict]], seconds: dict[str, list[float]],
 def markdown(summary: dict) -> str:
     """The Table-3 comparison: one row per model, mean ± sample standard deviation over seeds."""
     seeds = summary[MODELS[0]]["seeds"]
-    lines = [f"Mean ± sample standard deviation (n - 1) over {seeds} seeds; steps: of each model's own training "
+    spread = "One seed" if seeds == 1 else f"Mean ± sample standard deviation (n - 1) over {seeds} seeds"
+    lines = [f"{spread}; steps: of each model's own training "
              f"(T-CLAP and the control start from the baseline); minutes: its training, summed over the seeds "
              "(0 where a rerun found it trained).", "",
              "| model | " + " | ".join(HEADLINE) + " | steps | train minutes |", "|---" * (len(HEADLINE) + 3) + "|"]
     for model in MODELS:
         entry = summary[model]
-        cells = [f"{entry[n]:.1f} ± {entry[n + '_std']:.1f}" if n in entry else "–" for n in HEADLINE]
+        cells = [("–" if n not in entry else f"{entry[n]:.1f}" if seeds == 1 else
+                  f"{entry[n]:.1f} ± {entry[n + '_std']:.1f}") for n in HEADLINE]
         cells += [str(entry.get("steps", "–")), f"{entry['train_seconds'] / 60:.1f}"]
         lines.append(f"| {model} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

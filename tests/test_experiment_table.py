@@ -20,6 +20,8 @@ def test_summary_is_the_mean_and_the_n_minus_1_standard_deviation_over_seeds():
     assert "| tclap | 54.0 ± 4.6 |" in table
     assert table.splitlines()[-1].endswith("| 1500 | 1.0 |")  # its steps, and 10 + 20 + 30 s in minutes
     assert summary["baseline"]["steps"] == 600
+    one = markdown(summarize({m: runs[m][:1] for m in MODELS}, {m: [30.0] for m in MODELS}))
+    assert one.startswith("One seed;") and "| tclap | 50.0 | – |" in one  # no ± for a single seed
 
 
 

@@ -346,7 +346,8 @@ def _add_experiment(commands) -> None:
     p.add_argument("--clips", type=int, help="offline: mixed-up clips over train/val/test (default: the config's); "
                                              "generation: test clips to take, two prompts each (default 24)")
     offline = p.add_argument_group("offline")
-    offline.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    offline.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                         help="processes for building the mixed-up clips (default: all cores)")
     offline.add_argument("--library", type=Path, help="sound library in ESC-50 layout instead of the synthesised world")
     offline.add_argument("--baseline-steps", type=int, help="baseline CLAP steps (default: its run config's)")
     offline.add_argument("--tclap-steps", type=int, help="T-CLAP and control steps (default: their run config's)")

@@ -15,6 +15,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -51,12 +52,22 @@ class GenerationConfig:
             raise DataError(f"seconds must be a positive number, not {self.seconds}")
 
 
-def read_prompts(path: str | Path) -> list[tuple[str, str]]:
-    """(id, caption) pairs from a .txt, .csv or .jsonl file, every row checked.
+class Prompt(NamedTuple):
+    """One row of a prompts file: its id (a file stem), caption, and the requested events in order (JSONL
+    `events`, what `eval/order.py` scores against; None when not given)."""
+
+    id: str
+    caption: str
+    events: list[str] | None = None
+
+
+def read_prompts(path: str | Path) -> list[Prompt]:
+    """The prompts of a .txt, .csv or .jsonl file, every row checked.
 
     Raises:
         DataError: naming the file and line of an empty caption, an id that is not a plain file
-            name (`tclap.names.file_id`), a duplicate id, or a malformed line.
+            name (`tclap.names.file_id`), a duplicate id, `events` that is not a non-empty list of
+            class names, or a malformed line.
     """
     path = Path(path)
     if not path.is_file():
@@ -82,7 +93,11 @@ def read_prompts(path: str | Path) -> list[tuple[str, str]]:
         if clip_id in first_seen:
             raise DataError(f"{where}: duplicate id {clip_id!r} (first at {first_seen[clip_id]})")
         first_seen[clip_id] = where
-        prompts.append((clip_id, caption))
+        events = row.get("events")
+        if events is not None and (not isinstance(events, list) or not events
+                                   or not all(isinstance(e, str) and e.strip() for e in events)):
+            raise DataError(f"{where}: `events` must be a non-empty list of class names, not {events!r}")
+        prompts.append(Prompt(clip_id, caption, events))
     return prompts
 
 
@@ -135,8 +150,9 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
     A prompt with id `x` gives `x.wav`, or `x_0.wav`, `x_1.wav`, ... with several waveforms per prompt.
     Waveform k of prompt `x` is drawn from its own generator, seeded by `waveform_seed(cfg.seed, x, k)`.
     `prompts.jsonl` has one row per file: `id` (the file stem), `prompt_id`, `waveform`, `caption`,
-    `audio`, `seed` and `clipped` (share of samples beyond +-1, clipped when written; a warning names
-    the clips that have any).
+    the prompt's `events` when it gave them (so `eval/order.py --prompts out/prompts.jsonl` scores every
+    file), `audio`, `seed` and `clipped` (share of samples beyond +-1, clipped when written; a warning
+    names the clips that have any).
 
     Args:
         pipeline: pipeline directory or hub id.
@@ -153,7 +169,7 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
                         "keep the prompts file outside --out or give it another name")
     n = cfg.waveforms_per_prompt
     # unique: ids are, and "<id>_<k>" splits back at its last "_" since k has none
-    stems = {clip_id: waveform_stems(clip_id, n) for clip_id, _ in prompts}
+    stems = {p.id: waveform_stems(p.id, n) for p in prompts}
     ambiguous = sorted(set(stems) & {stem for names in stems.values() for stem in names})
     if n > 1 and ambiguous:
         raise DataError(f"{prompts_file}: prompt id {ambiguous[0]!r} is also the file name of a waveform of prompt "
@@ -162,8 +178,8 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
     pipe = load_pipeline(pipeline).to(device)
     pipe.set_progress_bar_config(disable=True)
     set_scheduler(pipe, cfg.scheduler)
-    jobs = [(stem, clip_id, k, fit_prompt(pipe, caption))
-            for clip_id, caption in prompts for k, stem in enumerate(stems[clip_id])]
+    jobs = [(stem, p.id, k, fit_prompt(pipe, p.caption)) for p in prompts for k, stem in enumerate(stems[p.id])]
+    events = {p.id: p.events for p in prompts}
     out.mkdir(parents=True, exist_ok=True)
     rate = pipe.vocoder.config.sampling_rate
     written, rows = [], []
@@ -179,6 +195,7 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
             write_wav(out / f"{stem}.wav", audio, rate)
             written.append(out / f"{stem}.wav")
             rows.append({"id": stem, "prompt_id": clip_id, "waveform": k, "caption": caption,
+                         **({"events": events[clip_id]} if events[clip_id] else {}),
                          "audio": f"{stem}.wav", "seed": seed, "clipped": round(clipped_share(audio), 6)})
     (out / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     clipped = [r for r in rows if r["clipped"] > 0]

@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         settings = Settings(args.seconds, args.steps, args.guidance_scale, args.seed)
         studio = Studio.load(parse_pipelines(args.pipeline))
-        prompts = [caption for _, caption in read_prompts(args.prompts)]
+        prompts = [p.caption for p in read_prompts(args.prompts)]
         manifest = build_rating_set(studio, prompts, args.out, settings)
     except DataError as error:
         print(f"rating_set: error: {error}", file=sys.stderr)

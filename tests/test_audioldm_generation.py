@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from audioldm_cond.encoders import resolve_encoder
-from audioldm_cond.generation import (GenerationConfig, clipped_share, generate_files, read_prompts, truncate,
+from audioldm_cond.generation import (GenerationConfig, Prompt, clipped_share, generate_files, read_prompts, truncate,
                                       waveform_seed)
 from audioldm_cond.pipeline import assemble_pipeline, audioldm_scheduler, save_pipeline, tiny_unet, tiny_vae
 from audioldm_cond.vocoder import GriffinLimVocoder
@@ -74,7 +74,7 @@ def test_dpm_solver_and_negative_prompt_change_the_audio(pipeline_dir, prompts, 
 def test_plain_text_prompts_get_ids_and_bad_rows_are_named(tmp_path):
     txt = tmp_path / "p.txt"
     txt.write_text("a beep\n\na siren\n")
-    assert read_prompts(txt) == [("prompt0000", "a beep"), ("prompt0001", "a siren")]
+    assert read_prompts(txt) == [Prompt("prompt0000", "a beep"), Prompt("prompt0001", "a siren")]
     with pytest.raises(DataError, match="scheduler 'euler'"):
         GenerationConfig(scheduler="euler")
 
@@ -173,6 +173,29 @@ def test_several_waveforms_per_prompt_are_named_and_listed_by_prompt_and_index(p
     assert rows[0]["seed"] == waveform_seed(0, "mix0", 0) != rows[1]["seed"]
     assert all(0.0 <= r["clipped"] <= 1.0 for r in rows)
     assert not np.array_equal(sf.read(written[0])[0], sf.read(written[1])[0])
+
+
+def test_the_listing_carries_each_prompts_events_so_order_scores_every_file(pipeline_dir, tmp_path):
+    from eval.order import read_requests
+
+    prompts = tmp_path / "events.jsonl"
+    prompts.write_text(json.dumps({"id": "a", "caption": CAPTIONS[0], "events": ["dog_bark", "bell"]}) + "\n"
+                       + json.dumps({"id": "b", "caption": CAPTIONS[1]}) + "\n")
+    assert read_prompts(prompts) == [Prompt("a", CAPTIONS[0], ["dog_bark", "bell"]), Prompt("b", CAPTIONS[1])]
+    generate_files(pipeline_dir, prompts, tmp_path / "g", GenerationConfig(steps=2, seconds=1.0,
+                                                                             waveforms_per_prompt=2))
+    rows = [json.loads(line) for line in (tmp_path / "g" / "prompts.jsonl").read_text().splitlines()]
+    assert [r.get("events") for r in rows] == [["dog_bark", "bell"], ["dog_bark", "bell"], None, None]
+    only_a = tmp_path / "a_only.jsonl"  # the rows that have events are what eval/order.py scores
+    only_a.write_text("".join(json.dumps(r) + "\n" for r in rows if "events" in r))
+    assert read_requests(only_a) == {"a_0": ["dog_bark", "bell"], "a_1": ["dog_bark", "bell"]}
+
+
+@pytest.mark.parametrize("events", [[], "dog_bark", ["dog_bark", ""], [3]])
+def test_events_that_are_not_a_list_of_class_names_are_named(tmp_path, events):
+    (tmp_path / "p.jsonl").write_text(json.dumps({"id": "a", "caption": "a beep", "events": events}) + "\n")
+    with pytest.raises(DataError, match="p.jsonl:1: `events` must be a non-empty list of class names"):
+        read_prompts(tmp_path / "p.jsonl")
 
 
 def test_clipped_share_counts_the_samples_beyond_one():

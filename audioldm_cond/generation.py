@@ -204,4 +204,8 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
         warnings.warn(f"{len(clipped)} of {len(rows)} clips exceeded +-1 and were clipped when written "
                       f"(worst: {worst['audio']}, {100 * worst['clipped']:.2f} % of samples); "
                       f"per clip in {out / 'prompts.jsonl'}", stacklevel=2)
+    stale = sorted(set(out.glob("*.wav")) - set(written))
+    if stale:
+        warnings.warn(f"{out}: {len(stale)} WAV file(s) not written by this run (e.g. {stale[0].name}) are in the "
+                      "folder; scoring the folder would include them", stacklevel=2)
     return written

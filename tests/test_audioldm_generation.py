@@ -198,6 +198,14 @@ def test_events_that_are_not_a_list_of_class_names_are_named(tmp_path, events):
         read_prompts(tmp_path / "p.jsonl")
 
 
+def test_wavs_left_from_another_run_are_warned_about(pipeline_dir, prompts, tmp_path):
+    out = tmp_path / "g"
+    out.mkdir()
+    (out / "old_prompt.wav").write_bytes(b"")
+    with pytest.warns(UserWarning, match=r"1 WAV file\(s\) not written by this run \(e.g. old_prompt.wav\)"):
+        generate_files(pipeline_dir, prompts, out, GenerationConfig(steps=2, seconds=1.0))
+
+
 def test_clipped_share_counts_the_samples_beyond_one():
     assert clipped_share(np.array([0.5, -1.0, 1.2, -3.0, 0.0], dtype=np.float32)) == pytest.approx(2 / 5)
     assert clipped_share(np.zeros(0, dtype=np.float32)) == 0.0

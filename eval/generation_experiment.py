@@ -30,6 +30,7 @@ import numpy as np
 import soundfile as sf
 
 from audioldm_cond.generation import GenerationConfig, generate_files, waveform_stems
+from audioldm_cond.ldm_training import PROVENANCE
 from audioldm_cond.pipeline import load_pipeline, resynthesise
 from eval.clap_score import check_judge, clap_scores
 from eval.detector import EventDetector
@@ -196,7 +197,7 @@ def table(summary: dict[str, dict[str, float]]) -> str:
 
 def conditioning_encoder(pipeline: str | Path) -> str | None:
     """The CLAP directory a pipeline written by train_audioldm.py was conditioned on (None if unrecorded)."""
-    provenance = Path(pipeline) / "audioldm_provenance.json"
+    provenance = Path(pipeline) / PROVENANCE
     if not provenance.is_file():
         return None
     model = json.loads(provenance.read_text()).get("config", {}).get("model", {})

@@ -21,10 +21,9 @@ from pathlib import Path
 if __package__ in (None, ""):  # `python scripts/swap_vae_decoder.py`: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from audioldm_cond.ldm_training import PROVENANCE  # noqa: E402
 from audioldm_cond.pipeline import COMPONENT_FILES, load_component, load_pipeline, replace_vae_decoder, save_pipeline  # noqa: E402
 from tclap.errors import DataError  # noqa: E402
-
-PROVENANCE = "audioldm_provenance.json"
 
 
 def swap(pipeline: Path, vae_dir: Path, out: Path) -> Path:

@@ -12,7 +12,6 @@ from pathlib import Path
 from tclap.errors import DataError
 
 
-
 def _synth_world(args: argparse.Namespace) -> None:
     from tclap.config import section
     from tclap.data.synth import SynthConfig, synthesize_world

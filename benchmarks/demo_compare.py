@@ -2,11 +2,12 @@
 
 The baseline is the plain pipeline call for each shipped pipeline (`audioldm_cond.pipeline.generate`,
 same prompt, seed, steps and length); the demo's Compare callback (`DemoApp.compare`) adds the prompt
-check, event detection and two spectrogram images. Prints (and writes as JSON) the seconds of both,
-their ratio, and the time to load the shipped pipelines and detector (the demo's start-up, imports
-excluded).
+check, event detection, verdicts and two spectrogram images. Prints (and writes as JSON) the seconds
+of both, their ratio, the "Compare over N seeds" callback's seconds per seed (the figure the Compare tab
+states next to the control), and the time to load the shipped pipelines and detector (the demo's
+start-up, imports excluded).
 
-    python benchmarks/demo_compare.py [--repeats 3] [--steps 20]
+    python benchmarks/demo_compare.py [--repeats 3] [--steps 20] [--seeds 4]
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 from audioldm_cond.pipeline import generate
-from demo.app import DemoApp, DemoConfig
+from demo.app import SECONDS_PER_SEED, DemoApp, DemoConfig
 from demo.ratings import RatingStore
 from demo.studio import Studio
 
@@ -30,6 +31,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=4, help="N of the N-seed comparison timed once")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "demo_compare.json")
     args = parser.parse_args()
 
@@ -40,14 +42,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         app = DemoApp(studio, RatingStore(Path(tmp) / "ratings.sqlite"), {}, cfg)
         demo = best_seconds(lambda: app.compare(PROMPT, 0, args.steps, cfg.guidance_scale), args.repeats)
+        seeds = best_seconds(lambda: app.compare_seeds(PROMPT, 0, args.steps, cfg.guidance_scale, args.seeds), 1)
     plain = best_seconds(lambda: [generate(pipe, [PROMPT], cfg.seconds, args.steps, cfg.guidance_scale, 0)
                                   for pipe in studio.pipelines.values()], args.repeats)
     result = {"pipelines": len(studio.pipelines), "seconds": cfg.seconds, "steps": args.steps,
               "load_s": round(load_seconds, 2), "plain_generate_s": round(plain, 3), "demo_compare_s": round(demo, 3),
-              "ratio": round(demo / plain, 2)}
+              "ratio": round(demo / plain, 2), "n_seeds": args.seeds, "seconds_per_seed": round(seeds / args.seeds, 2)}
     print(f"load shipped pipelines + detector: {load_seconds:.2f} s")
     print(f"{len(studio.pipelines)} pipelines x {cfg.seconds:.0f} s, {args.steps} DDIM steps: plain generate "
           f"{plain:.3f} s, demo compare (+ detection, spectrograms) {demo:.3f} s, ratio {demo / plain:.2f}x")
+    print(f"compare over {args.seeds} seeds: {seeds:.2f} s, {seeds / args.seeds:.2f} s per seed "
+          f"(demo.app.SECONDS_PER_SEED states {SECONDS_PER_SEED} s)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
 

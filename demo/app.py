@@ -4,9 +4,11 @@
     tclap demo --pipeline A=DIR --pipeline B=DIR --host 0.0.0.0 --port 8080
 
 Three tabs: Compare (one prompt, every pipeline, same seed; a button swaps the event order; audio,
-spectrograms and detected events), Rate (blind, randomised MOS_r / MOS_t, 1-5) and Results (mean and
-95% CI per model, CSV export). The app holds one `Studio`, one `RatingStore` and one rating set; all
-model work is in `demo.studio`, none of it depends on Gradio.
+spectrograms, detected events and the verdict "in order" / "wrong order" / "... not detected" / "events
+overlap" per clip; or the prompt over N seeds, counted per pipeline), Rate (blind, randomised MOS_r /
+MOS_t, 1-5) and Results (mean and 95% CI per model as a table and a bar chart, CSV export). The app holds
+one `Studio`, one `RatingStore` and one rating set; all model work is in `demo.studio`, none of it
+depends on Gradio.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import logging
 import os
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,13 +34,15 @@ import numpy as np  # noqa: E402
 
 from audioldm_cond.samples import spectrogram_figure  # noqa: E402
 from demo.rating_set import build_rating_set, presentation_order, read_clip, read_rating_set  # noqa: E402
-from demo.ratings import RatingStore, check_rater, summaries, summary_table, validated  # noqa: E402
-from demo.studio import SHIPPED, Clip, Settings, Studio, parse_pipelines, swapped_prompt  # noqa: E402
+from demo.ratings import METRICS, RatingStore, Summary, check_rater, summaries, summary_table, validated  # noqa: E402
+from demo.studio import SHIPPED, Clip, Settings, Studio, parse_pipelines, swapped_prompt, tally  # noqa: E402
 from tclap.config import section  # noqa: E402
+from tclap.data.phrasing import phrasings  # noqa: E402
 from tclap.errors import DataError  # noqa: E402
 
 log = logging.getLogger("tclap.demo")
 
+SECONDS_PER_SEED = 3  # benchmarks/demo_compare.py: one comparison of the shipped pair, 2 idle cores
 EXAMPLES = ["siren followed by knock", "knock followed by siren", "bell and then beep", "beep and then bell",
             "a whistle, then a drum roll", "chirp after hum"]
 
@@ -55,11 +60,18 @@ class DemoConfig:
     seconds: float = 4.0
     steps: int = 20
     guidance_scale: float = 2.5
+    seeds: int = 8                    # "Compare over N seeds": the default N (1-16)
     max_prompt_chars: int = 200
     concurrency: int = 1              # generations at once; the rest wait in the queue
     queue_size: int = 16
     host: str = "127.0.0.1"
     port: int = 7860
+
+
+def spectrogram(clip: Clip, title: str) -> np.ndarray:
+    """The clip's spectrogram with its detected events drawn on it, as pixels."""
+    events = [(e.name, e.start, e.end) for e in clip.events]
+    return figure_image(spectrogram_figure(clip.audio, clip.sample_rate, f"{clip.model}: {title}", events))
 
 
 def figure_image(figure: plt.Figure) -> np.ndarray:
@@ -71,9 +83,51 @@ def figure_image(figure: plt.Figure) -> np.ndarray:
 
 
 def events_text(clip: Clip) -> str:
-    if not clip.events:
-        return "detected events: none"
-    return "detected events: " + ", ".join(f"{e.name} {e.start:.1f}-{e.end:.1f} s" for e in clip.events)
+    """The verdict (bold) over the list of detected events."""
+    found = ", ".join(f"{e.name} {e.start:.1f}-{e.end:.1f} s" for e in clip.events) or "none"
+    return (f"**{clip.verdict}**\n\n" if clip.verdict else "") + f"detected events: {found}"
+
+
+def tally_text(clips: list[Clip], ordered: bool) -> str:
+    """One pipeline's N-seed count: "**6 of 8 in order**; 1 wrong order, 0 overlap, 1 event missing", or
+    for a prompt that asks for no order "**7 of 8 found**; 1 event missing"."""
+    counts = tally(clips)
+    judged = sum(counts.values())
+    if not judged:
+        return f"{len(clips)} clips; no verdict (no detector, or no known sound named)"
+    if not ordered:
+        return f"**{counts['in order']} of {judged} found**; {counts['event missing']} event missing"
+    rest = ", ".join(f"{n} {kind}" for kind, n in counts.items() if kind != "in order")
+    return f"**{counts['in order']} of {judged} in order**; {rest}"
+
+
+def known_sounds_text(studio: Studio) -> str:
+    """What the offline models can be asked for: the detector's classes and the trained phrasings."""
+    if studio.known_classes is None:
+        return ""
+    ways = [p.template.format("A", "B", "C") for n in (2, 3) for p in phrasings(n, include_unseen=False)]
+    return (f"This demo's models know only these sounds: {', '.join(studio.known_classes)}. "
+            f"They were trained on prompts like {'; '.join(ways)} (A, B, C: one of those sounds), "
+            "and on single sounds (\"a sound of siren\").")
+
+
+def mos_chart(rows: list[Summary]) -> plt.Figure:
+    """Grouped bars: per model, mean MOS_r and MOS_t with their 95% confidence intervals (none below 2 ratings)."""
+    models = sorted({r.model for r in rows})
+    figure, ax = plt.subplots(figsize=(6, 3))
+    width = 0.8 / len(METRICS)
+    for k, metric in enumerate(METRICS):
+        cells = {r.model: r for r in rows if r.metric == metric}
+        x = np.arange(len(models)) + (k - (len(METRICS) - 1) / 2) * width
+        means = [cells[m].mean if m in cells else np.nan for m in models]
+        errors = [cells[m].ci95 if m in cells and not np.isnan(cells[m].ci95) else 0.0 for m in models]
+        ax.bar(x, means, width, yerr=errors, capsize=4, label=f"MOS_{metric.split('_')[1]}")
+    ax.set_xticks(np.arange(len(models)), models)
+    ax.set_ylim(0, 5.5)
+    ax.set_ylabel("mean score (1-5), 95% CI")
+    ax.legend(loc="upper right", fontsize=8)
+    figure.tight_layout()
+    return figure
 
 
 class DemoApp:
@@ -89,21 +143,45 @@ class DemoApp:
         except DataError as error:
             raise gr.Error(str(error)) from None
 
-    def compare(self, prompt: str, seed: float, steps: float, guidance: float) -> list:
+    def _generated(self, make, prompt: str):
+        """`make()`, with bad input and failed generations as messages in the page (the app keeps serving)."""
         try:
-            settings = Settings(self.cfg.seconds, int(steps), float(guidance), int(seed))
-            clips = self.studio.compare(prompt, settings)
+            return make()
         except DataError as error:
             raise gr.Error(str(error)) from None
         except Exception as error:  # a broken generation must not take the app down
             log.exception("generation failed for %r", prompt)
             raise gr.Error(f"generation failed: {type(error).__name__}: {error}") from None
+
+    def _settings(self, seed: float, steps: float, guidance: float) -> Settings:
+        return Settings(self.cfg.seconds, int(steps), float(guidance), int(seed))
+
+    def compare(self, prompt: str, seed: float, steps: float, guidance: float) -> list:
+        clips = self._generated(lambda: self.studio.compare(prompt, self._settings(seed, steps, guidance)), prompt)
         outputs = []
         for clip in clips:
-            events = [(e.name, e.start, e.end) for e in clip.events]
-            image = figure_image(spectrogram_figure(clip.audio, clip.sample_rate, f"{clip.model}: {prompt}", events))
-            outputs += [(clip.sample_rate, clip.audio), image, events_text(clip)]
+            outputs += [(clip.sample_rate, clip.audio), spectrogram(clip, prompt), events_text(clip)]
         return outputs
+
+    def compare_seeds(self, prompt: str, seed: float, steps: float, guidance: float, n: float) -> list:
+        """Per pipeline: the count, a gallery of N spectrograms captioned with seed and verdict, an empty
+        player; then the clips (for the players) and the time it took."""
+        start = time.perf_counter()
+        runs = self._generated(lambda: self.studio.compare_seeds(prompt, self._settings(seed, steps, guidance),
+                                                                 int(n)), prompt)
+        outputs, ordered = [], self.studio.request(prompt).ordered
+        for clips in runs.values():
+            gallery = [(spectrogram(clip, f"seed {clip.seed}"), f"seed {clip.seed}: {clip.verdict}") for clip in clips]
+            outputs += [tally_text(clips, ordered), gallery, None]
+        played = {name: [(clip.sample_rate, clip.audio) for clip in clips] for name, clips in runs.items()}
+        return outputs + [played, f"{int(n)} seeds x {len(runs)} pipelines in {time.perf_counter() - start:.1f} s"]
+
+    @staticmethod
+    def player(name: str):
+        """The gallery's select callback for pipeline `name`: plays the clicked clip."""
+        def play(clips: dict, selected: gr.SelectData):
+            return clips[name][selected.index]
+        return play
 
     # --- Rate ----------------------------------------------------------------------------------
     def next_sample(self, rater: str) -> tuple:
@@ -133,11 +211,13 @@ class DemoApp:
         return self.next_sample(rater)
 
     # --- Results -------------------------------------------------------------------------------
-    def results(self) -> str:
+    def results(self) -> tuple[str, np.ndarray | None]:
+        """The summary table and its bar chart (None before the first rating)."""
         ratings = self.store.ratings()
         if not ratings:
-            return "No ratings yet."
-        return summary_table(summaries(ratings)) + f"\n\nRatings in all: {len(ratings)}."
+            return "No ratings yet.", None
+        rows = summaries(ratings)
+        return summary_table(rows) + f"\n\nRatings in all: {len(ratings)}.", figure_image(mos_chart(rows))
 
     def export(self) -> str:
         return str(self.store.export_csv(Path(tempfile.mkdtemp(prefix="tclap-ratings-")) / "ratings.csv"))
@@ -151,15 +231,21 @@ class DemoApp:
             with gr.Tab("Rate"):
                 self._rate_tab()
             with gr.Tab("Results"):
-                table = gr.Markdown(self.results(), elem_id="results")
+                text, image = self.results()
+                with gr.Row():
+                    table = gr.Markdown(text, elem_id="results")
+                    chart = gr.Image(image, label="MOS per model, 95% CI", type="numpy", interactive=False,
+                                     elem_id="mos-chart")
                 refresh = gr.Button("Refresh", elem_id="refresh")
                 download = gr.File(label="ratings.csv", elem_id="csv")
                 export = gr.Button("Export CSV", elem_id="export")
-                refresh.click(self.results, outputs=table, concurrency_limit=None, api_visibility="private")
+                refresh.click(self.results, outputs=[table, chart], concurrency_limit=None, api_visibility="private")
                 export.click(self.export, outputs=download, concurrency_limit=None, api_visibility="private")
         return blocks
 
     def _compare_tab(self) -> None:
+        if self.studio.known_classes is not None:
+            gr.Markdown(known_sounds_text(self.studio), elem_id="known-sounds")
         with gr.Row():
             prompt = gr.Textbox(label="Prompt", value=EXAMPLES[0], max_lines=2, elem_id="prompt", scale=4)
             swap = gr.Button("Swap the order", elem_id="swap", scale=1)
@@ -179,8 +265,33 @@ class DemoApp:
                                          elem_id=f"spectrogram-{index}"),
                                 gr.Markdown(elem_id=f"events-{index}")]
         swap.click(self.swap, inputs=prompt, outputs=prompt, concurrency_limit=None, api_visibility="private")
-        generate.click(self.compare, inputs=[prompt, seed, steps, guidance], outputs=outputs, api_name="compare")
-        prompt.submit(self.compare, inputs=[prompt, seed, steps, guidance], outputs=outputs, api_visibility="private")
+        inputs = [prompt, seed, steps, guidance]
+        generate.click(self.compare, inputs=inputs, outputs=outputs, api_name="compare")
+        prompt.submit(self.compare, inputs=inputs, outputs=outputs, api_visibility="private")
+
+        gr.Markdown("### Over several seeds\nOne sample is noisy: generate the prompt with seeds *Seed* ... "
+                    f"*Seed* + N - 1 and count the verdicts. Each seed costs what one Generate does "
+                    f"(about {SECONDS_PER_SEED} s with the shipped pair at 20 steps on 2 CPU cores); "
+                    "it waits in the same queue.")
+        with gr.Row():
+            n = gr.Slider(1, 16, value=self.cfg.seeds, step=1, label="N seeds", elem_id="n-seeds")
+            many = gr.Button("Compare over N seeds", elem_id="compare-seeds")
+            took = gr.Markdown(elem_id="seeds-time")
+        clips = gr.State({})
+        shown = []
+        with gr.Row():
+            for index, name in enumerate(self.studio.pipelines):
+                with gr.Column():
+                    gr.Markdown(f"### {name} over N seeds")
+                    counts = gr.Markdown(elem_id=f"tally-{index}")
+                    gallery = gr.Gallery(label=f"{name}: click a clip to play it", columns=4, height="auto",
+                                         elem_id=f"gallery-{index}")
+                    audio = gr.Audio(label=f"{name}: chosen seed", type="numpy", interactive=False,
+                                     elem_id=f"seed-audio-{index}")
+                    gallery.select(self.player(name), inputs=clips, outputs=audio, concurrency_limit=None,
+                                   api_visibility="private")
+                    shown += [counts, gallery, audio]
+        many.click(self.compare_seeds, inputs=inputs + [n], outputs=shown + [clips, took], api_visibility="private")
 
     def _rate_tab(self) -> None:
         gr.Markdown("Rate each clip from 1 (bad) to 5 (excellent). You are not told which model made it.")
@@ -228,7 +339,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", action="append", default=[], metavar="NAME=DIR",
                    help="a pipeline to compare (repeatable; replaces the shipped CLAP and T-CLAP pair)")
     p.add_argument("--detector", help="event detector file (eval/detector.py) for the onsets")
-    p.add_argument("--no-detector", action="store_true", help="draw no detected events")
+    p.add_argument("--no-detector", action="store_true",
+                   help="no detected events, verdicts or known-sound check (for pipelines of other sounds than "
+                        "the offline world's, e.g. hub-scale AudioLDMs)")
     p.add_argument("--rating-set", help="pre-generated rating set folder (demo/rating_set.py)")
     p.add_argument("--db", help="ratings database (SQLite)")
     p.add_argument("--steps", type=int, help="default denoising steps")

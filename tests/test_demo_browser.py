@@ -1,7 +1,9 @@
-"""The demo in a real headless browser (Debian chromium driven by Playwright): generate, swap, rate, results."""
+"""The demo in a real headless browser (Debian chromium driven by Playwright): generate, swap, verdicts,
+the N-seed comparison, the known-sound check, rate, results."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -115,9 +117,28 @@ def test_swap_generate_rate_and_see_the_rating_counted(page, server):
     page.click("#swap")
     expect(prompt).to_have_value("beep and then bell")
     page.click("#generate")  # the app kept serving after the refused prompt
+    verdict = re.compile(r"(in order: |wrong order: |events overlap: |not detected).*detected events", re.DOTALL)
     for index in (0, 1):
         expect(page.locator(f"#spectrogram-{index} img")).to_be_visible()
-        expect(page.locator(f"#events-{index}")).to_contain_text("detected events")
+        expect(page.locator(f"#events-{index}")).to_have_text(verdict)
+
+    expect(page.locator("#known-sounds")).to_contain_text("know only these sounds: beep, bell")
+    prompt.fill("a dog barks")
+    page.click("#generate")
+    expect(page.get_by_text("names none of the sounds this demo's models know").first).to_be_visible()
+
+    prompt.fill("bell and then beep")
+    page.locator("#n-seeds input[type=number]").fill("2")
+    page.locator("#n-seeds input[type=number]").press("Enter")
+    page.click("#compare-seeds")
+    for index in (0, 1):
+        expect(page.locator(f"#tally-{index}")).to_have_text(re.compile(r"\d of 2 in order; \d wrong order"))
+        expect(page.locator(f"#gallery-{index} img")).to_have_count(2)
+    expect(page.locator("#seeds-time")).to_contain_text("2 seeds x 2 pipelines in")
+    chosen = page.locator("#seed-audio-1 audio")
+    expect(chosen).to_have_count(0)
+    page.locator("#gallery-1 img").nth(1).click()
+    expect(chosen.first).to_be_attached()  # the chosen clip is loaded in the player
 
     page.get_by_role("tab", name="Rate").click()
     page.locator("#rater input").fill("browser-rater")
@@ -132,5 +153,6 @@ def test_swap_generate_rate_and_see_the_rating_counted(page, server):
     page.get_by_role("tab", name="Results").click()
     page.click("#refresh")
     expect(page.locator("#results")).to_contain_text("Ratings in all: 1.")
+    expect(page.locator("#mos-chart img")).to_be_visible()
     rows = sqlite3.connect(server[1]).execute("SELECT rater, mos_r, mos_t FROM ratings").fetchall()
     assert rows == [("browser-rater", 4, 5)]

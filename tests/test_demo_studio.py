@@ -3,17 +3,21 @@ from __future__ import annotations
 
 import csv
 import inspect
+import re
 from pathlib import Path
 
 import gradio as gr
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from audioldm_cond.vocoder import GriffinLimVocoder
-from demo.app import DemoApp, DemoConfig, config_from_args, parser
+from demo.app import DemoApp, DemoConfig, config_from_args, mos_chart, parser
 from demo.rating_set import build_rating_set, presentation_order, read_clip, read_rating_set
-from demo.ratings import RatingStore
-from demo.studio import SHIPPED, Settings, Studio, parse_pipelines, swapped_prompt
+from demo.ratings import RatingStore, summarise
+from demo.studio import (SHIPPED, Clip, Request, Settings, Studio, judge, parse_pipelines, requested, swapped_prompt,
+                         tally, verdict_text)
+from eval.order import judge_clip
 from tclap.audio import load_audio
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.errors import DataError
@@ -133,7 +137,8 @@ def test_rating_flow_stores_the_hidden_model(studio, rating_set, tmp_path):
     for _ in range(3):
         nxt = app.submit("ann", nxt[0], "3", "3")
     assert nxt[0] is None and nxt[1].startswith("All 4 clips rated")
-    assert "| CLAP |" in app.results() and "Ratings in all: 4." in app.results()
+    table, chart = app.results()
+    assert "| CLAP |" in table and "Ratings in all: 4." in table and chart.ndim == 3
 
 
 def test_a_failing_generation_is_an_error_and_the_app_keeps_serving(studio, rating_set, tmp_path, monkeypatch):
@@ -145,7 +150,7 @@ def test_a_failing_generation_is_an_error_and_the_app_keeps_serving(studio, rati
         app.compare("bell and then beep", 0, 2, 2.5)
     monkeypatch.undo()
     audio, image, events = app.compare("bell and then beep", 0, 2, 2.5)[3:]
-    assert audio[1].shape == (16000,) and image.ndim == 3 and events.startswith("detected events")
+    assert audio[1].shape == (16000,) and image.ndim == 3 and "detected events: " in events
 
 
 def test_config_flags_and_files(tmp_path):
@@ -180,3 +185,98 @@ def test_rating_set_cli_writes_a_set_the_app_reads(tmp_path):
     samples = read_rating_set(tmp_path / "set")
     assert sorted(s.model for s in samples.values()) == ["A", "B"]
     assert {s.prompt for s in samples.values()} == {"siren followed by knock"}
+
+
+CLASSES = ["beep", "bell", "drum_roll", "knock", "siren"]
+
+
+@pytest.mark.parametrize("prompt, classes, ordered", [
+    ("siren followed by knock", ["siren", "knock"], True),
+    ("knock, preceded by siren", ["siren", "knock"], True),   # named in reverse: asked in time order
+    ("a drum roll after two beeps", ["beep", "drum_roll"], True),
+    ("beep, then siren, then beep", ["beep", "siren", "beep"], True),
+    ("siren and knock", ["siren", "knock"], False),            # no ordering word: no order asked
+    ("a sound of bell", ["bell"], False),
+    ("a dog barks", [], False),
+])
+def test_requested_classes_come_in_the_order_the_prompt_asks(prompt, classes, ordered):
+    assert requested(prompt, CLASSES) == Request(classes, ordered)
+
+
+def activity(**spans) -> np.ndarray:
+    """(50, len(CLASSES)) activity with each named class active over its (first, end) frames."""
+    active = np.zeros((50, len(CLASSES)), dtype=bool)
+    for name, (first, end) in spans.items():
+        active[first:end, CLASSES.index(name)] = True
+    return active
+
+
+@pytest.mark.parametrize("spans, prompt, words, kind", [
+    ({"siren": (10, 20), "knock": (30, 40)}, "siren followed by knock", "in order: siren 1.0 s → knock 3.0 s",
+     "in order"),
+    ({"siren": (30, 40), "knock": (10, 20)}, "siren followed by knock", "wrong order: knock 1.0 s → siren 3.0 s",
+     "wrong order"),
+    ({"siren": (10, 30), "knock": (12, 28)}, "siren followed by knock",
+     "events overlap: siren 1.0-3.0 s, knock 1.2-2.8 s", "overlap"),
+    ({"siren": (10, 20)}, "siren followed by knock", "knock not detected", "event missing"),
+    ({}, "siren followed by knock", "siren and knock not detected", "event missing"),
+    ({"knock": (5, 9), "siren": (10, 20)}, "siren and knock", "found: knock 0.5 s → siren 1.0 s", "in order"),
+    ({"bell": (10, 20)}, "a sound of bell", "found: bell 1.0 s", "in order"),
+])
+def test_verdict_words_for_each_steam_error(spans, prompt, words, kind):
+    request = requested(prompt, CLASSES)
+    order = judge(activity(**spans), request, CLASSES)
+    if request.ordered:
+        assert order == judge_clip(activity(**spans), [CLASSES.index(c) for c in request.classes])
+    assert verdict_text(order, request, frame_seconds=0.1) == words
+    clip = Clip("m", np.zeros(1, np.float32), 16000, [], order=order, verdict=words)
+    assert tally([clip, Clip("m", np.zeros(1, np.float32), 16000, [])]) == {
+        k: int(k == kind) for k in ("in order", "wrong order", "overlap", "event missing")}
+
+
+def test_prompts_naming_no_known_sound_are_refused_before_generating(studio, monkeypatch):
+    monkeypatch.setattr(type(studio.pipelines["CLAP"]), "__call__", lambda *a, **k: pytest.fail("generated"))
+    with pytest.raises(DataError, match="names none of the sounds this demo's models know .*beep, bell, buzz"):
+        studio.compare("a dog barks", QUICK)
+    assert Studio(studio.pipelines).check_prompt("a dog barks") == "a dog barks"  # no detector: no check
+
+
+def test_the_verdict_is_the_evaluations_judgement_of_the_clip(studio):
+    """Same rule and code as eval/order.py: judge_clip on the detector's activity of the generated clip."""
+    clips = studio.compare("siren followed by knock", Settings(seconds=4.0, steps=4, seed=1))
+    for clip in clips:
+        active = studio.detector.activity(clip.audio)
+        order = judge_clip(active, [studio.detector.classes.index("siren"), studio.detector.classes.index("knock")])
+        request = requested("siren followed by knock", studio.detector.classes)
+        assert clip.order == order
+        assert clip.verdict == verdict_text(order, request, studio.detector.frame_seconds)
+
+
+def test_n_seed_comparison_repeats_the_single_view_per_seed(studio, rating_set, tmp_path):
+    runs = studio.compare_seeds("bell and then beep", QUICK, 2)
+    single = studio.compare("bell and then beep", Settings(seconds=1.0, steps=2, seed=1))
+    for index, (name, clips) in enumerate(runs.items()):
+        assert [c.seed for c in clips] == [0, 1] and np.array_equal(clips[1].audio, single[index].audio)
+    with pytest.raises(DataError, match="seeds: must be within 1-16"):
+        studio.compare_seeds("bell and then beep", QUICK, 17)
+    app = DemoApp(studio, RatingStore(tmp_path / "r.sqlite"), read_rating_set(rating_set), DemoConfig(seconds=1.0))
+    outputs = app.compare_seeds("bell and then beep", 0, 2, 2.5, 2)
+    counts, gallery, _, *_ = outputs
+    assert re.fullmatch(r"\*\*\d of 2 in order\*\*; \d wrong order, \d overlap, \d event missing", counts)
+    assert [caption.split(":")[0] for _, caption in gallery] == ["seed 0", "seed 1"]
+    played = outputs[-2]
+    assert app.player("T-CLAP")(played, gr.SelectData(None, {"index": 1, "value": None})) == played["T-CLAP"][1]
+
+
+def test_mos_chart_bars_are_the_means_and_whiskers_the_intervals():
+    rows = [summarise("A", "mos_r", [3, 4, 5]), summarise("A", "mos_t", [2, 2, 5]),
+            summarise("B", "mos_r", [1, 2]), summarise("B", "mos_t", [4])]
+    figure = mos_chart(rows)
+    ax = figure.axes[0]
+    heights = [bar.get_height() for bar in ax.patches]
+    assert heights == pytest.approx([4.0, 1.5, 3.0, 4.0])  # MOS_r of A, B, then MOS_t of A, B
+    # 95% Student-t half-width, by hand: mean 4, sd 1, n 3 -> t(0.975, 2) = 4.3027 / sqrt(3)
+    whiskers = [line.get_segments() for line in ax.collections]
+    lengths = sorted(round(float(s[1][1] - s[0][1]) / 2, 3) for seg in whiskers for s in seg)
+    assert 2.484 in lengths and 0.0 in lengths  # A's MOS_r interval; B's MOS_t has one rating: no whisker
+    plt.close(figure)

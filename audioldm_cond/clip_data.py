@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
 
 from audioldm_cond.mel import LOG_FLOOR, AudioLdmMel
 from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, MixupClips
@@ -36,6 +36,30 @@ class Clips(ConcatDataset):
     def set_epoch(self, epoch: int) -> None:
         for dataset in self.datasets:
             dataset.set_epoch(epoch)
+
+
+class Oversampled(Subset):
+    """`dataset` with its first `head` items listed `repeats` times per epoch and the rest once, so a few
+    clips (e.g. single events next to thousands of mixed-up pairs) are drawn as often as asked; epochs
+    pass through `set_epoch`.
+
+    Args:
+        dataset: the clips, or their cached features in the same order.
+        head: how many leading items to repeat.
+        repeats: times each of them is listed (1: the dataset unchanged).
+    """
+
+    def __init__(self, dataset: Dataset, head: int, repeats: int):
+        super().__init__(dataset, [*range(head)] * repeats + [*range(head, len(dataset))])
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
+
+
+def manifest_clips(clips: Clips) -> int:
+    """How many of `training_clips`'s clips come from the caption manifests (they come first)."""
+    return sum(len(d) for d in clips.datasets if isinstance(d, CaptionPairs))
 
 
 def _without_negatives(dataset: MixupClips | CaptionPairs) -> MixupClips | CaptionPairs:

@@ -30,8 +30,8 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from audioldm_cond import latent_cache
-from audioldm_cond.clip_data import (ClipDataConfig, clip_loader, mel_frames, mel_image, require_audio,
-                                     training_clips, vae_downsampling, validation_clips)
+from audioldm_cond.clip_data import (ClipDataConfig, Oversampled, clip_loader, manifest_clips, mel_frames, mel_image,
+                                     require_audio, training_clips, vae_downsampling, validation_clips)
 from audioldm_cond.encoders import CHOICES, DEFAULT_CLAP, ClapConditionEncoder, check_unet_width, resolve_encoder
 from audioldm_cond.mel import AudioLdmMel
 from audioldm_cond.pipeline import (GRIFFIN_LIM, assemble_pipeline, audioldm_scheduler, generate, load_component,
@@ -76,6 +76,11 @@ class LdmModelConfig:
 class LdmDataConfig(ClipDataConfig):
     cache: bool = False                 # encode clips once (VAE posterior + embeddings); no random crops
     cache_dir: str | None = None        # default: train.output_dir/cache
+    caption_repeats: int = 1            # each manifest clip is drawn this many times per epoch (oversampling)
+
+    def __post_init__(self):
+        if not (isinstance(self.caption_repeats, int) and self.caption_repeats >= 1):
+            raise DataError(f"data.caption_repeats: {self.caption_repeats!r} must be a whole number >= 1")
 
 
 @dataclass
@@ -363,9 +368,11 @@ class AudioLdmTraining:
                     "frames": frames, "p_audio": cfg.condition.p_audio,
                     "vae": latent_cache.fingerprint(self.vae), "encoder": latent_cache.fingerprint(self.encoder)}
             features = latent_cache.load_or_build(path, self.objective.encode, clips, batch_size, meta)
-            self.loader = clip_loader(features, batch_size, seed, workers, collate=None)
+            self.loader = clip_loader(Oversampled(features, manifest_clips(clips), cfg.data.caption_repeats),
+                                      batch_size, seed, workers, collate=None)
         else:
-            self.loader = clip_loader(clips, batch_size, seed, workers)
+            self.loader = clip_loader(Oversampled(clips, manifest_clips(clips), cfg.data.caption_repeats),
+                                      batch_size, seed, workers)
         self.val_loader = clip_loader(val_clips, batch_size, shuffle=False)
         self._val_features: list[dict[str, Tensor]] | None = None
         if cfg.model.standardise_condition:

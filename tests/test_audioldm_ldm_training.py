@@ -5,6 +5,7 @@ import csv
 import json
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,27 @@ def test_cache_holds_the_posterior_and_caption_embedding_of_each_clip(sections, 
     AudioLdmTraining(config(sections("again", data={"cache": True, "cache_dir": str(tmp_path / "cache")},
                                      condition={"mode": "text"})))
     assert (tmp_path / "cache" / "features.pt").stat().st_mtime_ns == before  # same settings: reused
+
+
+def test_caption_repeats_draws_each_manifest_clip_that_many_times_per_epoch(sections, mixup_dir, tmp_path):
+    train_rows = [r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == "train"]
+    manifest = tmp_path / "singles.jsonl"
+    manifest.write_text("".join(json.dumps({"id": f"s{i}", "audio": str(mixup_dir / r["audio"]),
+                                            "caption": f"single {i}"}) + "\n" for i, r in enumerate(train_rows[:2])))
+    for cache in (False, True):
+        data = {"captions": [str(manifest)], "caption_repeats": 3, "cache": cache,
+                "cache_dir": str(tmp_path / "cache")}
+        epoch = AudioLdmTraining(config(sections(f"run{cache}", data=data, condition={"mode": "text"}))).loader.dataset
+        assert len(epoch) == 2 * 3 + len(train_rows)
+    # uncached items carry their captions: each manifest clip three times, each mixed-up clip once
+    counts = Counter(epoch_item["caption"] for epoch_item in
+                     AudioLdmTraining(config(sections("count", data={"captions": [str(manifest)], "caption_repeats": 3},
+                                                      condition={"mode": "text"}))).loader.dataset)
+    assert counts["single 0"] == counts["single 1"] == 3
+    assert sum(counts.values()) - 6 == len(train_rows)
+    for bad in (0, 1.5):
+        with pytest.raises(DataError, match=f"data.caption_repeats: {bad} must be a whole number >= 1"):
+            config(sections(data={"caption_repeats": bad}))
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(sections):

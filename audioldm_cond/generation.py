@@ -127,7 +127,7 @@ def set_scheduler(pipe, name: str) -> None:
 
 def waveform_stems(clip_id: str, n: int) -> list[str]:
     """File stems of a prompt's `n` waveforms: `<id>` alone, or `<id>_0` ... `<id>_{n-1}` (what
-    `eval.embedders.reference_stem` pairs back with `<id>`)."""
+    `tclap_eval.embedders.reference_stem` pairs back with `<id>`)."""
     return [clip_id] if n == 1 else [f"{clip_id}_{k}" for k in range(n)]
 
 

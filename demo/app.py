@@ -7,7 +7,7 @@ Three tabs: Compare (one prompt, every pipeline, same seed; a button swaps the e
 spectrograms, detected events and the verdict "in order" / "wrong order" / "... not detected" / "events
 overlap" per clip; or the prompt over N seeds, counted per pipeline), Rate (blind, randomised MOS_r /
 MOS_t, 1-5) and Results (mean and 95% CI per model as a table and a bar chart, CSV export). The app holds
-one `Studio`, one `RatingStore` and one rating set; all model work is in `demo.studio`, none of it
+one `Studio`, one `RatingStore` and one rating set; all model work is in `tclap_demo.studio`, none of it
 depends on Gradio.
 """
 from __future__ import annotations
@@ -25,17 +25,14 @@ from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home from a closed network
 
-if __package__ in (None, ""):  # `python demo/app.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import gradio as gr  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from audioldm_cond.samples import spectrogram_figure  # noqa: E402
-from demo.rating_set import build_rating_set, presentation_order, read_clip, read_rating_set  # noqa: E402
-from demo.ratings import METRICS, RatingStore, Summary, check_rater, summaries, summary_table, validated  # noqa: E402
-from demo.studio import SHIPPED, Clip, Settings, Studio, parse_pipelines, swapped_prompt, tally  # noqa: E402
+from tclap_demo.rating_set import build_rating_set, presentation_order, read_clip, read_rating_set  # noqa: E402
+from tclap_demo.ratings import METRICS, RatingStore, Summary, check_rater, summaries, summary_table, validated  # noqa: E402
+from tclap_demo.studio import SHIPPED, Clip, Settings, Studio, parse_pipelines, swapped_prompt, tally  # noqa: E402
 from tclap.config import section  # noqa: E402
 from tclap.data.phrasing import phrasings  # noqa: E402
 from tclap.errors import DataError  # noqa: E402

@@ -16,18 +16,15 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-if __package__ in (None, ""):  # `python demo/rating_set.py`: make the repository importable
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import numpy as np
+import soundfile as sf
+from tqdm import tqdm
 
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from audioldm_cond.generation import read_prompts  # noqa: E402
-from demo.studio import Settings, Studio, parse_pipelines  # noqa: E402
-from tclap.audio import write_wav  # noqa: E402
-from tclap.csv_rows import csv_rows  # noqa: E402
-from tclap.errors import DataError  # noqa: E402
+from audioldm_cond.generation import read_prompts
+from tclap_demo.studio import Settings, Studio, parse_pipelines
+from tclap.audio import write_wav
+from tclap.csv_rows import csv_rows
+from tclap.errors import DataError
 
 MANIFEST = "manifest.csv"
 COLUMNS = ("sample", "model", "prompt", "file")

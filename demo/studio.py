@@ -4,7 +4,7 @@ and say whether each clip plays them in the order the prompt asks.
 `Studio` holds the loaded pipelines (by display name) and, when there is one, the offline event
 detector; the app owns one `Studio` object instead of module-level model globals. Every pipeline
 gets the same prompt, seed and settings, so the only difference between clips is the model. The
-verdict on a clip is `eval.order.judge_clip` (AudioTime's STEAM errors) on the detector's activity,
+verdict on a clip is `tclap_eval.order.judge_clip` (AudioTime's STEAM errors) on the detector's activity,
 the rule `tclap experiment generation` scores with, put into words.
 """
 from __future__ import annotations
@@ -19,8 +19,8 @@ import numpy as np
 
 from audioldm_cond.generation import fit_prompt
 from audioldm_cond.pipeline import generate, load_pipeline
-from eval.detector import EventDetector
-from eval.order import ClipOrder, judge_clip, segments
+from tclap_eval.detector import EventDetector
+from tclap_eval.order import ClipOrder, judge_clip, segments
 from tclap.data.negatives import swap_event_order
 from tclap.data.phrasing import label_text
 from tclap.errors import DataError
@@ -101,7 +101,7 @@ def requested(prompt: str, classes: list[str]) -> Request:
 
 
 def judge(active: np.ndarray, request: Request, classes: list[str]) -> ClipOrder:
-    """`eval.order.judge_clip` of a clip against what the prompt asks; with no order asked, only a
+    """`tclap_eval.order.judge_clip` of a clip against what the prompt asks; with no order asked, only a
     missing event counts against it.
 
     Args:
@@ -118,7 +118,7 @@ def verdict_text(order: ClipOrder, request: Request, frame_seconds: float) -> st
     "events overlap: ...", "knock not detected", and for one event or no asked order, "found: ...".
 
     Args:
-        order: `eval.order.judge_clip` of the clip against `request.classes`.
+        order: `tclap_eval.order.judge_clip` of the clip against `request.classes`.
         request: what the prompt asked for.
         frame_seconds: the detector's frame hop in seconds.
     """

@@ -5,7 +5,7 @@ need weights a user supplies by path and an optional package (`torchvggish`, `pa
 and nothing here downloads. Without them, `ClapAudioEmbedder` is the OFFLINE STAND-IN: our own
 CLAP checkpoint's audio embeddings, one per window, so an FAD-like figure can be computed on the
 offline world (it is not FAD and is not comparable with published numbers). The offline stand-in
-for PANNs' class logits is `eval.detector.EventDetector.class_logits`.
+for PANNs' class logits is `tclap_eval.detector.EventDetector.class_logits`.
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typing import Protocol
 import numpy as np
 import torch
 
-from eval.detector import EventDetector, active_frames
+from tclap_eval.detector import EventDetector, active_frames
 from tclap.audio import load_audio
 from tclap.errors import DataError
 from tclap.model import ClapEncoder, load_clap
@@ -70,7 +70,7 @@ def pooled_embeddings(embedder: FrameEmbedder, paths: Iterable[str | Path]) -> n
 
 
 def clip_logits(classifier: ClipClassifier, paths: Iterable[str | Path]) -> dict[str, np.ndarray]:
-    """File stem -> class logits, the input of `eval.kl.paired_kl`.
+    """File stem -> class logits, the input of `tclap_eval.kl.paired_kl`.
 
     Args:
         classifier: the classification model.

@@ -17,7 +17,7 @@ import warnings
 import numpy as np
 from scipy import linalg
 
-from eval.embedders import audio_files, load_scorer, pooled_embeddings
+from tclap_eval.embedders import audio_files, load_scorer, pooled_embeddings
 from tclap.audio import strict_audio
 from tclap.errors import DataError
 

@@ -7,7 +7,7 @@ generates every prompt for each seed, and each (pipeline, seed) is scored with t
 so are the references themselves and, as the ceiling of any UNet, the references passed through the
 first pipeline's VAE and vocoder (`resynthesised`):
 
-- order accuracy and the STEAM errors (`eval.order`) from the offline event detector;
+- order accuracy and the STEAM errors (`tclap_eval.order`) from the offline event detector;
 - KL(reference ‖ generated) over the detector's clip-level class logits, clips paired by id;
 - an FAD-like Fréchet distance over the detector's hidden-layer frame embeddings;
 - CLAP score by a judging CLAP that conditions none of the pipelines.
@@ -16,7 +16,7 @@ Before order, the first rung: the single-event check asks every pipeline for eac
 alone ("a sound of siren", a phrasing both offline CLAPs were trained on) and reports the share of
 clips in which the detector finds that class (`single_event_found`).
 
-The detector and its embeddings are offline stand-ins for PANNs and VGGish (`eval.embedders`), so
+The detector and its embeddings are offline stand-ins for PANNs and VGGish (`tclap_eval.embedders`), so
 KL and FAD here are not comparable with published numbers. Finished generations are kept and
 skipped on a rerun.
 """
@@ -32,12 +32,12 @@ import soundfile as sf
 from audioldm_cond.generation import GenerationConfig, generate_files, waveform_stems
 from audioldm_cond.ldm_training import PROVENANCE
 from audioldm_cond.pipeline import load_pipeline, resynthesise
-from eval.clap_score import check_judge, clap_scores
-from eval.detector import EventDetector
-from eval.embedders import MIN_SECONDS
-from eval.frechet import embedding_frechet_distance
-from eval.kl import paired_kl
-from eval.order import order_accuracy, verdict_row, write_rows
+from tclap_eval.clap_score import check_judge, clap_scores
+from tclap_eval.detector import EventDetector
+from tclap_eval.embedders import MIN_SECONDS
+from tclap_eval.frechet import embedding_frechet_distance
+from tclap_eval.kl import paired_kl
+from tclap_eval.order import order_accuracy, verdict_row, write_rows
 from tclap.audio import load_audio
 from tclap.data.orderfree import SINGLE
 from tclap.data.phrasing import label_text

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 
-from eval.embedders import audio_files, clip_logits, files_by_stem, load_scorer, reference_stem
+from tclap_eval.embedders import audio_files, clip_logits, files_by_stem, load_scorer, reference_stem
 from tclap.audio import strict_audio
 from tclap.errors import DataError
 
@@ -52,7 +52,7 @@ def _names(names: Iterable[str]) -> str:
 
 
 def pair_by_stem(reference: Iterable[str | Path], generated: Iterable[str | Path]) -> list[tuple[Path, Path]]:
-    """Match each generated file to its reference by stem (`eval.embedders.reference_stem`: the same
+    """Match each generated file to its reference by stem (`tclap_eval.embedders.reference_stem`: the same
     stem, or `<id>_<k>` for waveform k of reference `<id>`); at least 99 % of all files must pair.
 
     Args:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from eval.embedders import SCORERS, audio_files, files_by_stem, load_scorer, min_seconds, reference_stem
+from tclap_eval.embedders import SCORERS, audio_files, files_by_stem, load_scorer, min_seconds, reference_stem
 from tclap.audio import load_audio, strict_audio
 from tclap.csv_rows import jsonl_rows
 from tclap.errors import DataError

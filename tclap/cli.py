@@ -147,8 +147,8 @@ def _experiment(args: argparse.Namespace) -> None:
 
 
 def _generation_experiment(args: argparse.Namespace) -> None:
-    from demo.studio import parse_pipelines
-    from eval.generation_experiment import GenerationExperimentConfig, run_generation
+    from tclap_demo.studio import parse_pipelines
+    from tclap_eval.generation_experiment import GenerationExperimentConfig, run_generation
     from tclap.config import section
 
     overrides = {"pipelines": parse_pipelines(args.pipeline) or None, "clips": args.clips,
@@ -171,7 +171,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _ratings(args: argparse.Namespace) -> None:
-    from demo.ratings import RatingStore, summaries, summary_table
+    from tclap_demo.ratings import RatingStore, summaries, summary_table
 
     if not args.db.is_file():
         raise DataError(f"{args.db}: ratings database not found")
@@ -196,11 +196,11 @@ def _add_backend_flags(parser: argparse.ArgumentParser) -> None:
 
 # Commands whose module has its own `main(argv)`: `tclap NAME ...` is `python MODULE ...`.
 HANDED_OFF = {
-    "demo": ("demo.app", "the Gradio demo: compare pipelines on event order, collect MOS ratings"),
-    "kl": ("eval.kl", "paired KL(reference || generated) of two folders of clips (eval/kl.py)"),
-    "fad": ("eval.frechet", "Frechet distance of two folders' audio embeddings (eval/frechet.py)"),
-    "order": ("eval.order", "event-order accuracy of generated clips (eval/order.py)"),
-    "detector": ("eval.detector", "train the offline event detector (eval/detector.py)"),
+    "demo": ("tclap_demo.app", "the Gradio demo: compare pipelines on event order, collect MOS ratings"),
+    "kl": ("tclap_eval.kl", "paired KL(reference || generated) of two folders of clips (eval/kl.py)"),
+    "fad": ("tclap_eval.frechet", "Frechet distance of two folders' audio embeddings (eval/frechet.py)"),
+    "order": ("tclap_eval.order", "event-order accuracy of generated clips (eval/order.py)"),
+    "detector": ("tclap_eval.detector", "train the offline event detector (eval/detector.py)"),
     "diagnose": ("audioldm_cond.diagnosis", "per-noise-level errors of an AudioLDM UNet on held-out clips"),
 }
 

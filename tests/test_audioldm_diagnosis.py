@@ -10,7 +10,7 @@ import torch
 from audioldm_cond.diagnosis import clean_latent, timestep_errors
 from audioldm_cond.encoders import caption_embeds
 from audioldm_cond.pipeline import load_pipeline
-from demo.studio import SHIPPED
+from tclap_demo.studio import SHIPPED
 from tclap.cli import main as tclap
 from tclap.errors import DataError
 

@@ -176,7 +176,7 @@ def test_several_waveforms_per_prompt_are_named_and_listed_by_prompt_and_index(p
 
 
 def test_the_listing_carries_each_prompts_events_so_order_scores_every_file(pipeline_dir, tmp_path):
-    from eval.order import read_requests
+    from tclap_eval.order import read_requests
 
     prompts = tmp_path / "events.jsonl"
     prompts.write_text(json.dumps({"id": "a", "caption": CAPTIONS[0], "events": ["dog_bark", "bell"]}) + "\n"

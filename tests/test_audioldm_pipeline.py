@@ -163,9 +163,9 @@ def test_a_pipeline_directory_conditions_through_its_own_text_tower(pipe, saved)
 
 def test_resynthesis_keeps_a_clips_events_and_their_order(mixup_dir):
     """A real mixed-up clip through the shipped pipeline's VAE and vocoder: the detector hears the same events in order."""
-    from demo.studio import SHIPPED
-    from eval.detector import EventDetector
-    from eval.order import judge_clip
+    from tclap_demo.studio import SHIPPED
+    from tclap_eval.detector import EventDetector
+    from tclap_eval.order import judge_clip
     from tclap.audio import load_audio
     from tclap.data.mixup import MANIFEST, read_manifest
 

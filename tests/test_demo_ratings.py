@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import pytest
 
-from demo.ratings import DuplicateRating, RatingStore, summarise, summary_table, validated
+from tclap_demo.ratings import DuplicateRating, RatingStore, summarise, summary_table, validated
 from tclap.errors import DataError
 
 

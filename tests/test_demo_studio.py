@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 
 from audioldm_cond.vocoder import GriffinLimVocoder
-from demo.app import DemoApp, DemoConfig, config_from_args, mos_chart, parser
-from demo.rating_set import build_rating_set, presentation_order, read_clip, read_rating_set
-from demo.ratings import RatingStore, summarise
-from demo.studio import (SHIPPED, Clip, Request, Settings, Studio, judge, parse_pipelines, requested, swapped_prompt,
+from tclap_demo.app import DemoApp, DemoConfig, config_from_args, mos_chart, parser
+from tclap_demo.rating_set import build_rating_set, presentation_order, read_clip, read_rating_set
+from tclap_demo.ratings import RatingStore, summarise
+from tclap_demo.studio import (SHIPPED, Clip, Request, Settings, Studio, judge, parse_pipelines, requested, swapped_prompt,
                          tally, verdict_text)
-from eval.order import judge_clip
+from tclap_eval.order import judge_clip
 from tclap.audio import load_audio
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.errors import DataError
@@ -177,7 +177,7 @@ def test_tclap_demo_hands_its_flags_to_the_app(capsys):
 
 
 def test_rating_set_cli_writes_a_set_the_app_reads(tmp_path):
-    from demo.rating_set import main
+    from tclap_demo.rating_set import main
 
     (tmp_path / "prompts.txt").write_text("siren followed by knock\n")
     main(["--pipeline", f"A={SHIPPED / 'clap'}", "--pipeline", f"B={SHIPPED / 'tclap'}",

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from eval.clap_score import check_judge, clap_scores
+from tclap_eval.clap_score import check_judge, clap_scores
 from fake_embedder import DictEmbedder
 from tclap.errors import DataError
 

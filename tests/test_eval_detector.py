@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from eval.detector import DetectorConfig, EventDetector, context_windows, event_extent, fit_detector, main
-from eval.order import judge_clip
+from tclap_eval.detector import DetectorConfig, EventDetector, context_windows, event_extent, fit_detector, main
+from tclap_eval.order import judge_clip
 from tclap.audio import load_audio
 from tclap.data.library import read_library
 from tclap.data.mixup import MANIFEST, read_manifest
@@ -111,7 +111,7 @@ def test_command_trains_saves_and_reports_held_out_accuracy(world, tmp_path, cap
 def test_the_shipped_detector_names_the_held_out_files_of_the_offline_world(tmp_path):
     """The figure the docs quote (99.0 % of 96 held-out files): the world is regenerated from the offline
     config (deterministic, about 3 s), and fold 5 is the one the shipped detector never saw."""
-    from demo.studio import SHIPPED
+    from tclap_demo.studio import SHIPPED
     from tclap.config import section
     from tclap.data.synth import SynthConfig, synthesize_world
 

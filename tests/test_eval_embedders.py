@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from eval.embedders import (AUDIOSET_LABELS, PANNS_16K, PANNS_SED_32K, ClapAudioEmbedder, PannsClassifier,
+from tclap_eval.embedders import (AUDIOSET_LABELS, PANNS_16K, PANNS_SED_32K, ClapAudioEmbedder, PannsClassifier,
                             PannsDetector, VGGishEmbedder, _bare_vggish, _panns_models, clip_logits, load_scorer,
                             pooled_embeddings)
 from tclap.audio import write_wav
 from tclap.errors import DataError
 from tclap.model import ModelConfig, build_tiny, save_clap
+from required import module
 
 
 @pytest.mark.parametrize("model", [VGGishEmbedder, PannsClassifier])
@@ -45,7 +46,7 @@ def _clip(seconds: float, rate: int = 16000) -> np.ndarray:
 @pytest.fixture(scope="module")
 def vggish_checkpoint(tmp_path_factory):
     """Randomly initialised weights with the real checkpoint's keys: the package's code path, no download."""
-    pytest.importorskip("torchvggish")
+    module("torchvggish")
     path = tmp_path_factory.mktemp("vggish") / "vggish-random.pth"
     torch.manual_seed(0)
     torch.save(_bare_vggish().state_dict(), path)
@@ -55,7 +56,7 @@ def vggish_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def panns_checkpoint(tmp_path_factory):
     """A random CNN14 16 kHz saved as the released checkpoints are (weights under "model")."""
-    pytest.importorskip("panns_inference")
+    module("panns_inference")
     path = tmp_path_factory.mktemp("panns") / "cnn14-random.pth"
     torch.manual_seed(0)
     torch.save({"model": _panns_models().Cnn14(**PANNS_16K).state_dict()}, path)
@@ -157,7 +158,7 @@ def test_clip_logits_are_keyed_by_stem(tmp_path):
 @pytest.fixture(scope="module")
 def panns_sed_checkpoint(tmp_path_factory):
     """A random Cnn14_DecisionLevelMax with a made-up AudioSet label table next to it, as panns_inference lays them out."""
-    pytest.importorskip("panns_inference")
+    module("panns_inference")
     folder = tmp_path_factory.mktemp("panns_sed")
     torch.manual_seed(0)
     torch.save({"model": _panns_models().Cnn14_DecisionLevelMax(**PANNS_SED_32K).state_dict()}, folder / "sed.pth")
@@ -188,7 +189,7 @@ def test_panns_detector_needs_the_label_table(panns_sed_checkpoint, tmp_path):
 
 
 def test_order_script_runs_on_the_panns_detector(panns_sed_checkpoint, tmp_path, capsys):
-    from eval.order import main
+    from tclap_eval.order import main
 
     (tmp_path / "clips").mkdir()
     write_wav(tmp_path / "clips" / "p0.wav", _clip(1.0), 16000)

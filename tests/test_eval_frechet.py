@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from eval.frechet import embedding_frechet_distance, frechet_distance, gaussian_fit
+from tclap_eval.frechet import embedding_frechet_distance, frechet_distance, gaussian_fit
 from tclap.errors import DataError
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from audioldm_world import save_tiny_clap
-from demo.studio import SHIPPED
-from eval.detector import EventDetector
-from eval.generation_experiment import (METRICS, GenerationExperimentConfig, conditioning_encoder, prompt_set,
+from tclap_demo.studio import SHIPPED
+from tclap_eval.detector import EventDetector
+from tclap_eval.generation_experiment import (METRICS, GenerationExperimentConfig, conditioning_encoder, prompt_set,
                                         run_generation, single_event_found)
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.errors import DataError

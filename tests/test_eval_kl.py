@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, rel_entr, softmax
 
-from eval.kl import EPS, pair_by_stem, paired_kl
+from tclap_eval.kl import EPS, pair_by_stem, paired_kl
 from tclap.errors import DataError
 
 

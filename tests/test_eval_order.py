@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from eval.order import judge_clip, order_accuracy, requested_segments, segments
+from tclap_eval.order import judge_clip, order_accuracy, requested_segments, segments
 from tclap.errors import DataError
 
 

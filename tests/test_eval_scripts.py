@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from demo.studio import SHIPPED
-from eval.detector import EventDetector
-from eval.kl import paired_kl
+from tclap_demo.studio import SHIPPED
+from tclap_eval.detector import EventDetector
+from tclap_eval.kl import paired_kl
 from tclap.audio import load_audio
 from tclap.cli import main as tclap
 from tclap.data.mixup import MANIFEST, read_manifest

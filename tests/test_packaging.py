@@ -37,7 +37,8 @@ def wheel(tmp_path_factory) -> Path:
 def test_the_wheel_installs_the_packages_and_the_configs(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith((".dist-info", ".data"))}
-    assert top == {"tclap", "audioldm_cond", "eval", "demo"}
+    assert top == {"tclap", "audioldm_cond", "tclap_eval", "tclap_demo"}  # eval/ and demo/ under our names
+    assert "tclap_eval/order.py" in names and "tclap_demo/checkpoints/tclap/model_index.json" in names
     shipped = {n.removeprefix("tclap/configs/") for n in names if n.startswith("tclap/configs/") and n.endswith(".yaml")}
     assert shipped == {str(p.relative_to(ROOT / "configs")) for p in (ROOT / "configs").rglob("*.yaml")}
     assert "tclap/data/resources/labelled_captions.jsonl" in names
@@ -57,3 +58,14 @@ def test_an_installed_copy_finds_its_configs_from_any_directory(wheel, tmp_path)
     found = [Path(line) for line in result.stdout.splitlines()]
     assert found == [site / "tclap/configs/data/offline.yaml", site / "tclap/configs/tclap/offline.yaml"]
     assert all(p.is_file() for p in found)
+
+
+def test_a_missing_test_piece_fails_ci_and_skips_a_local_run(monkeypatch):
+    import required
+
+    monkeypatch.setattr(required, "IN_CI", True)
+    with pytest.raises(pytest.fail.Exception, match="chromium missing: apt-get install chromium .CI must run"):
+        required.missing("chromium", "apt-get install chromium")
+    monkeypatch.setattr(required, "IN_CI", False)
+    with pytest.raises(pytest.skip.Exception, match="chromium missing"):
+        required.missing("chromium", "apt-get install chromium")

@@ -39,7 +39,7 @@ from tclap.errors import DataError  # noqa: E402
 
 log = logging.getLogger("tclap.demo")
 
-SECONDS_PER_SEED = 3  # benchmarks/demo_compare.py: one comparison of the shipped pair, 2 idle cores
+SECONDS_PER_SEED = 1.4  # benchmarks/demo_compare.py: one seed of the shipped pair, 2 idle cores (2026-12-01)
 EXAMPLES = ["siren followed by knock", "knock followed by siren", "bell and then beep", "beep and then bell",
             "a whistle, then a drum roll", "chirp after hum"]
 

@@ -85,6 +85,7 @@ class GenerationExperimentConfig:
 
 
 SINGLE_EVENT = SINGLE[1]  # "a sound of {0}": a single-event phrasing of the offline CLAPs' training captions
+NEAR_SILENT_PEAK = 0.03   # a clip peaking below this (full scale 1) counts as near-silent
 
 
 @dataclass(frozen=True)
@@ -242,10 +243,22 @@ def single_event_found(paths: list[Path], classes: list[str], detector: EventDet
                      for path, c in zip(paths, classes)])
 
 
+def near_silent(paths: list[Path], sample_rate: int) -> np.ndarray:
+    """Per clip, whether its peak |sample| is below NEAR_SILENT_PEAK: quieter than any clip the offline
+    generators train on, the usual way an offline UNet failed a single-event prompt.
+
+    Args:
+        paths: audio files.
+        sample_rate: rate they are decoded at.
+    """
+    return np.array([float(np.abs(load_audio(path, sample_rate, MIN_SECONDS)).max()) < NEAR_SILENT_PEAK
+                     for path in paths])
+
+
 def run_single_event(out: Path, cfg: GenerationExperimentConfig, detector: EventDetector) -> dict[str, dict]:
     """Every pipeline asked for each detector class alone, `cfg.single_event_waveforms` clips per class and
     seed; per pipeline: the share of clips where that class is found (mean over seeds, `found_std`) and,
-    per class, over all seeds and waveforms."""
+    per class, over all seeds and waveforms, and the share of near-silent clips."""
     prompts_file = out / "single_event_prompts.jsonl"
     prompts_file.write_text("".join(json.dumps({"id": f"single-{c}", "caption": SINGLE_EVENT.format(label_text(c))})
                                     + "\n" for c in detector.classes))
@@ -253,14 +266,15 @@ def run_single_event(out: Path, cfg: GenerationExperimentConfig, detector: Event
     classes = [c for c in detector.classes for _ in range(n)]  # the order `generated` lists the clips in
     results = {}
     for model, pipeline in cfg.pipelines.items():
-        found = []
+        found, silent = [], []
         for seed in cfg.seeds:
             paths = generated(pipeline, prompts_file, [f"single-{c}" for c in detector.classes],
                               out / model / f"single_event_seed{seed}", cfg, seed, n)
             found.append(single_event_found(paths, classes, detector))
+            silent.append(near_silent(paths, detector.sample_rate))
         per_seed = np.array(found).reshape(len(cfg.seeds), len(detector.classes), n)
         results[model] = {"found": float(per_seed.mean()), "found_std": sample_std(per_seed.mean(axis=(1, 2))),
-                          "clips": int(per_seed.size),
+                          "near_silent": float(np.mean(silent)), "clips": int(per_seed.size),
                           "per_class": {c: float(v) for c, v in zip(detector.classes, per_seed.mean(axis=(0, 2)))}}
     return results
 
@@ -283,7 +297,8 @@ def single_event_ceiling(out: Path, cfg: GenerationExperimentConfig, detector: E
     results = {}
     for name, paths in (("reference", originals), ("resynthesised", copies)):
         found = single_event_found(paths, classes, detector)
-        results[name] = {"found": float(found.mean()), "found_std": 0.0, "clips": len(paths),
+        results[name] = {"found": float(found.mean()), "found_std": 0.0,
+                         "near_silent": float(near_silent(paths, detector.sample_rate).mean()), "clips": len(paths),
                          "per_class": {c: float(found[[i for i, x in enumerate(classes) if x == c]].mean())
                                        for c in detector.classes if c in classes}}
     return results
@@ -291,13 +306,13 @@ def single_event_ceiling(out: Path, cfg: GenerationExperimentConfig, detector: E
 
 def single_event_table(results: dict[str, dict]) -> str:
     """Markdown: one row per clip set (the library references, their resynthesised copies, each pipeline),
-    the share of clips whose class is found (mean ± sample std over seeds), the clips behind it and the
-    classes found in every clip."""
-    lines = ["| clips | single event found % | clips | classes always found |", "|---|---|---|---|"]
+    the share of clips whose class is found (mean ± sample std over seeds), the near-silent share, the clips
+    behind them and the classes found in every clip."""
+    lines = ["| clips | single event found % | near-silent % | clips | classes always found |", "|---|---|---|---|---|"]
     for model, row in results.items():
         always = sum(v == 1.0 for v in row["per_class"].values())
-        lines.append(f"| {model} | {row['found'] * 100:.1f} ± {row['found_std'] * 100:.1f} | {row['clips']} | "
-                     f"{always} of {len(row['per_class'])} |")
+        lines.append(f"| {model} | {row['found'] * 100:.1f} ± {row['found_std'] * 100:.1f} | "
+                     f"{row['near_silent'] * 100:.1f} | {row['clips']} | {always} of {len(row['per_class'])} |")
     return "\n".join(lines)
 
 

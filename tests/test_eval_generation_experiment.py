@@ -11,8 +11,9 @@ import pytest
 from audioldm_world import save_tiny_clap
 from tclap_demo.studio import SHIPPED
 from tclap_eval.detector import EventDetector
-from tclap_eval.generation_experiment import (METRICS, GenerationExperimentConfig, conditioning_encoder, prompt_set,
-                                        run_generation, single_event_found)
+from tclap_eval.generation_experiment import (METRICS, GenerationExperimentConfig, conditioning_encoder,
+                                              near_silent, prompt_set, run_generation, single_event_found)
+from tclap.audio import load_audio
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.errors import DataError
 
@@ -67,6 +68,8 @@ def test_generation_experiment_writes_table_4(config, tmp_path):
              for k in range(2)], [c for c in detector.classes for _ in range(2)], detector) for seed in (0, 1)])
         assert saved["single_event"][model]["found"] == pytest.approx(found.mean())
         assert saved["single_event"][model]["clips"] == 2 * 12 * 2
+        peaks = [np.abs(load_audio(p, 16000)).max() for p in (tmp_path / model).glob("single_event_seed*/*.wav")]
+        assert saved["single_event"][model]["near_silent"] == pytest.approx(np.mean(np.array(peaks) < 0.03))
         siren = 2 * detector.classes.index("siren")
         assert saved["single_event"][model]["per_class"]["siren"] == pytest.approx(found[:, siren:siren + 2].mean())
     # its ceiling: one library source per class of the split's clips, as is and through the VAE and vocoder
@@ -95,6 +98,11 @@ def test_single_event_found_on_library_files_and_silence(world, tmp_path):
     found = single_event_found([f.path for f in files] + [silence] * 2,
                                [f.category for f in files] + [files[0].category, files[1].category], detector)
     assert found.tolist() == [True] * 6 + [False, False]
+    quiet = tmp_path / "quiet.wav"  # peak 0.029 of full scale: near-silent; 0.031: not
+    sf.write(quiet, np.full(32000, 0.029, dtype=np.float32), 16000)
+    sf.write(tmp_path / "audible.wav", np.full(32000, 0.031, dtype=np.float32), 16000)
+    assert near_silent([silence, quiet, tmp_path / "audible.wav", files[0].path], 16000).tolist() == [
+        True, True, False, False]
 
 
 def test_a_judge_that_conditions_a_pipeline_is_refused(config, tmp_path):

@@ -25,6 +25,7 @@ from tqdm import tqdm
 from audioldm_cond.pipeline import check_clip_seconds, load_pipeline
 from tclap.audio import write_wav
 from tclap.csv_rows import csv_rows, jsonl_rows
+from tclap.data.benchmarks import read_audiotime
 from tclap.errors import DataError
 from tclap.names import file_id
 
@@ -62,7 +63,9 @@ class Prompt(NamedTuple):
 
 
 def read_prompts(path: str | Path) -> list[Prompt]:
-    """The prompts of a .txt, .csv or .jsonl file, every row checked.
+    """The prompts of a .txt, .csv or .jsonl file, every row checked; or of an AudioTime test-caption
+    .json file (`tclap.data.benchmarks.read_audiotime`: its ids, captions, and the events in order of
+    first onset).
 
     Raises:
         DataError: naming the file and line of an empty caption, an id that is not a plain file
@@ -72,6 +75,8 @@ def read_prompts(path: str | Path) -> list[Prompt]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: prompts file not found")
+    if path.suffix == ".json":
+        return [Prompt(c.id, c.caption, c.events) for c in read_audiotime(path)]
     if path.suffix == ".txt":
         lines = enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
         rows = [(f"{path}:{n}", {"caption": line}) for n, line in lines if line.strip()]
@@ -80,7 +85,7 @@ def read_prompts(path: str | Path) -> list[Prompt]:
     elif path.suffix == ".jsonl":
         rows = list(jsonl_rows(path))
     else:
-        raise DataError(f"{path}: prompts must be .txt, .csv or .jsonl")
+        raise DataError(f"{path}: prompts must be .txt, .csv, .jsonl or AudioTime .json")
     if not rows:
         raise DataError(f"{path}: no prompts")
     prompts, first_seen = [], {}

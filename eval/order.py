@@ -13,14 +13,24 @@ events e_1, ..., e_n in that order (a class may be asked for more than once):
 - A clip is **in order** when it has none of the three. A clip with a missing event counts only as a
   non-detection (its other errors are undefined).
 
-Reported over clips: the share in order (`order_accuracy`) and the share with each error, with each
-clip's matched onsets and offsets (frames) kept for the per-prompt listing.
+Reported over clips: the share in order (`order_accuracy`), its complement STEAM's *ordering error
+rate*, and the share with each error, with each clip's matched onsets and offsets (frames) kept for
+the per-prompt listing. STEAM takes each class's whole span (first onset to last offset of all its
+detections) where this matches the k-th segment to the k-th request; for two distinct events the
+onsets, and so the occurrence error, are the same.
+
+Prompts may be an AudioTime test-caption JSON (`tclap.data.benchmarks.read_audiotime`): the events in
+order of first onset are the request, and their reference spans are also scored as STEAM's timestamp
+task does, by segment-based F1 (Mesaros, Heittola & Virtanen 2016, "Metrics for polyphonic sound
+event detection", as `sed_eval.sound_event.SegmentBasedMetrics` computes it with 1-s segments): per
+1-s segment and referenced class, active in the reference vs detected, counted over all clips.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -31,9 +41,11 @@ import numpy as np
 from tclap_eval.embedders import SCORERS, audio_files, files_by_stem, load_scorer, min_seconds, reference_stem
 from tclap.audio import load_audio, strict_audio
 from tclap.csv_rows import jsonl_rows
+from tclap.data.benchmarks import read_audiotime
 from tclap.errors import DataError
 
 Segment = tuple[int, int]  # first frame, one past the last frame
+Spans = dict[str, list[tuple[float, float]]]  # class -> (onset, offset) seconds
 
 
 @dataclass(frozen=True)
@@ -142,6 +154,60 @@ def order_accuracy(activities: Sequence[np.ndarray], requests: Sequence[Sequence
     return scores, clips
 
 
+def segment_f1(references: Sequence[Spans], estimates: Sequence[Spans], resolution: float = 1.0) -> dict[str, float]:
+    """Segment-based precision, recall and F1 of detected spans against reference spans, over all clips
+    (sed_eval's overall `SegmentBasedMetrics`, STEAM's timestamp score).
+
+    A clip is cut into `resolution`-second segments up to its last offset (reference or detected); an
+    event covers segments floor(onset / resolution) to ceil(offset / resolution) - 1. For each segment
+    and each class the clip's reference names, a segment active in both counts as a true positive,
+    only detected as a false positive, only in the reference as a false negative; detections of other
+    classes are ignored.
+
+    Args:
+        references: per clip, class -> reference (onset, offset) seconds.
+        estimates: per clip, class -> detected (onset, offset) seconds.
+        resolution: segment length in seconds.
+    """
+    if len(references) != len(estimates):
+        raise DataError(f"segment F1: {len(references)} reference clips for {len(estimates)} detected")
+    tp = fp = fn = 0
+    for reference, estimate in zip(references, estimates):
+        ends = [off for spans in (*reference.values(), *estimate.values()) for _, off in spans]
+        n = math.ceil(max(ends, default=0.0) / resolution)
+        for label in reference:
+            truth, found = (_segment_roll(spans.get(label, []), n, resolution) for spans in (reference, estimate))
+            tp += int((truth & found).sum())
+            fp += int((~truth & found).sum())
+            fn += int((truth & ~found).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0
+    return {"segment_precision": precision, "segment_recall": recall, "segment_f1": f1}
+
+
+def _segment_roll(spans: list[tuple[float, float]], n: int, resolution: float) -> np.ndarray:
+    roll = np.zeros(n, dtype=bool)
+    for onset, offset in spans:
+        roll[math.floor(onset / resolution):math.ceil(offset / resolution)] = True
+    return roll
+
+
+def detected_spans(active: np.ndarray, classes: list[str], wanted: Sequence[str], frame_seconds: float,
+                   merge_gap: int = 0) -> Spans:
+    """Every detected segment of each `wanted` class, in seconds.
+
+    Args:
+        active: (T, C) booleans.
+        classes: the detector's class names (C).
+        wanted: the classes to report.
+        frame_seconds: the detector's frame hop.
+        merge_gap: see `segments`.
+    """
+    return {label: [(a * frame_seconds, b * frame_seconds)
+                    for a, b in segments(active[:, classes.index(label)], merge_gap)] for label in wanted}
+
+
 def verdict_row(verdict: ClipOrder, frame_seconds: float) -> dict:
     """One clip's verdict as a table row, with each requested event's onset in seconds ("-": missing)."""
     return {"in_order": verdict.in_order, "non_detection": verdict.non_detection,
@@ -158,10 +224,13 @@ def write_rows(path: str | Path, rows: list[dict]) -> None:
 
 
 def read_requests(path: str | Path) -> dict[str, list[str]]:
-    """Clip id -> requested event classes in order, from a JSON-lines file with `id` and `events`."""
+    """Clip id -> requested event classes in order, from a JSON-lines file with `id` and `events`, or from
+    an AudioTime .json (the events in order of first onset)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: prompts file not found")
+    if path.suffix == ".json":
+        return {c.id: c.events for c in read_audiotime(path)}
     requests = {}
     for where, row in jsonl_rows(path):
         if not row.get("id") or not isinstance(row.get("events"), list) or not row["events"]:
@@ -173,10 +242,11 @@ def read_requests(path: str | Path) -> dict[str, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python eval/order.py CLIPS_DIR --prompts prompts.jsonl --detector FILE [--csv clips.csv]`."""
+    """`python eval/order.py CLIPS_DIR --prompts prompts.jsonl|audiotime.json --detector FILE [--csv clips.csv]`."""
     parser = argparse.ArgumentParser(description="Event-order accuracy (STEAM ordering errors) of generated clips.")
     parser.add_argument("clips", help="folder of generated clips, named <id>.wav")
-    parser.add_argument("--prompts", required=True, help="JSON lines with `id` and `events` (classes in order)")
+    parser.add_argument("--prompts", required=True, help="JSON lines with `id` and `events` (classes in order), "
+                                                         "or AudioTime test captions (.json: also timestamps)")
     parser.add_argument("--detector", required=True, help="detector file (python eval/detector.py), or "
                                                           "panns-sed:CKPT (PANNs' frame-wise CNN14, real data)")
     parser.add_argument("--merge-gap", type=int, default=0, help="frames of flicker merged into one segment")
@@ -190,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
         spec = args.detector if args.detector.partition(":")[0] in SCORERS else f"detector:{args.detector}"
         detector = load_scorer(spec, "activity")
         requests = read_requests(args.prompts)
+        references = ({c.id: c.spans for c in read_audiotime(args.prompts)}
+                      if Path(args.prompts).suffix == ".json" else None)
         files = files_by_stem(audio_files(args.clips), args.clips)
         prompt_of = {stem: p for stem in files if (p := reference_stem(stem, requests)) is not None}
         missing = sorted(set(requests) - set(prompt_of.values()))
@@ -208,12 +280,17 @@ def main(argv: list[str] | None = None) -> None:
         activities = [detector.activity(load_audio(files[i], detector.sample_rate, shortest)) for i in ids]
         scores, verdicts = order_accuracy(
             activities, [[detector.classes.index(e) for e in requests[prompt_of[i]]] for i in ids], args.merge_gap)
+        report = {"ordering_error_rate": 1.0 - scores.order_accuracy, **asdict(scores)}
+        if references is not None:
+            found = [detected_spans(a, detector.classes, references[prompt_of[i]], detector.frame_seconds,
+                                    args.merge_gap) for a, i in zip(activities, ids)]
+            report.update(segment_f1([references[prompt_of[i]] for i in ids], found))
     except DataError as error:
         parser.exit(2, f"order: error: {error}\n")
     if args.csv:
         write_rows(args.csv, [{"id": i, "events": " > ".join(requests[prompt_of[i]]),
                                **verdict_row(v, detector.frame_seconds)} for i, v in zip(ids, verdicts)])
-    print(json.dumps(asdict(scores), indent=2))
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -316,7 +316,8 @@ def _add_generate(commands) -> None:
     """`tclap generate`."""
     p = commands.add_parser("generate", help="text-to-audio with an AudioLDM pipeline directory, one WAV per prompt")
     p.add_argument("--pipeline", required=True, help="pipeline directory (train_audioldm.py output) or hub id")
-    p.add_argument("--prompts", required=True, type=Path, help=".txt (one per line), or .csv/.jsonl with id, caption")
+    p.add_argument("--prompts", required=True, type=Path,
+                   help=".txt (one per line), .csv/.jsonl with id, caption (and events), or AudioTime captions (.json)")
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--steps", type=int, default=50)
     p.add_argument("--guidance-scale", type=float, default=2.5)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tclap_eval.order import judge_clip, order_accuracy, requested_segments, segments
+from tclap_eval.order import (detected_spans, judge_clip, order_accuracy, requested_segments, segment_f1,
+                              segments)
 from tclap.errors import DataError
 
 
@@ -82,3 +83,21 @@ def test_bad_input_is_a_data_error():
         order_accuracy([np.zeros((5, 2), dtype=bool)], [])
     with pytest.raises(DataError, match="frames, classes"):
         judge_clip(np.zeros(5, dtype=bool), [0])
+
+
+def test_segment_f1_is_sed_evals_segment_based_score_by_hand():
+    """1-s segments; an event covers floor(onset) .. ceil(offset) - 1; classes the reference lacks are ignored."""
+    references = [{"a": [(0.5, 2.2)], "b": [(3.0, 4.0)]}, {"a": [(0.0, 1.0)]}]
+    estimates = [{"a": [(0.0, 1.0)], "b": [(2.5, 4.0)], "c": [(0.0, 4.0)]}, {}]
+    # clip 1 (4 segments): a ref {0,1,2} est {0}: TP 1, FN 2; b ref {3} est {2,3}: TP 1, FP 1. clip 2: a FN 1.
+    scores = segment_f1(references, estimates)
+    assert scores == pytest.approx({"segment_precision": 2 / 3, "segment_recall": 2 / 5, "segment_f1": 4 / 8})
+    assert segment_f1(references[:1], references[:1])["segment_f1"] == 1.0
+    with pytest.raises(DataError, match="2 reference clips for 1 detected"):
+        segment_f1(references, estimates[:1])
+
+
+def test_detected_spans_are_each_wanted_classes_segments_in_seconds():
+    active = _activity(20, 3, [(0, 2, 4), (0, 10, 11), (2, 5, 7)])
+    assert detected_spans(active, ["a", "b", "c"], ["a", "b"], frame_seconds=0.5) == {
+        "a": [(1.0, 2.5), (5.0, 6.0)], "b": []}

@@ -170,3 +170,21 @@ def test_strict_scoring_refuses_a_truncated_wav(folders, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_:
         tclap(argv + ["--strict"])
     assert exit_.value.code == 2 and f"{victim.name}: the WAV header declares 16000 samples" in capsys.readouterr().err
+
+
+def test_order_reads_audiotime_captions_and_scores_steam_rates_and_segment_f1(folders, mixup_dir, tmp_path, capsys):
+    """AudioTime's JSON as the prompts: the reference clips against their true spans (the detector's own
+    floor, as STEAM reports for real clips) and their order-swapped twins against the same captions."""
+    records = {r["id"]: r for r in read_manifest(mixup_dir / MANIFEST)}
+    items = {stem: {"caption": records[stem]["caption"],
+                    "event": {e["category"]: [[e["onset"], e["offset"]]] for e in records[stem]["events"]}}
+             for stem in sorted(p.stem for p in (folders / "reference").glob("*.wav"))}
+    (tmp_path / "ordering_caption.json").write_text(json.dumps(items))
+    argv = ["--prompts", str(tmp_path / "ordering_caption.json"), "--detector", str(DETECTOR)]
+    real = run_json(capsys, ["order", str(folders / "reference"), *argv])
+    with pytest.warns(UserWarning, match="skipped 1 non-audio"):
+        swapped = run_json(capsys, ["order", str(folders / "generated"), *argv])
+    for scores in (real, swapped):
+        assert scores["clips"] == 3 and scores["ordering_error_rate"] == pytest.approx(1 - scores["order_accuracy"])
+    assert real["order_accuracy"] >= 2 / 3 and swapped["order_accuracy"] <= 1 / 3
+    assert real["segment_f1"] >= 0.7 > swapped["segment_f1"]

@@ -272,9 +272,13 @@ def main(argv: list[str] | None = None) -> None:
         if strays:
             warnings.warn(f"{args.clips}: {len(strays)} clip(s) match no prompt id and are not scored: "
                           f"{', '.join(strays[:5])}", stacklevel=1)
-        unknown = sorted({e for events in requests.values() for e in events} - set(detector.classes))
+        unknown = {i: [e for e in events if e not in detector.classes] for i, events in requests.items()}
+        unknown = {i: events for i, events in unknown.items() if events}
         if unknown:
-            raise DataError(f"{args.prompts}: event class(es) {unknown} unknown to the detector {detector.classes}")
+            first = next(iter(unknown))
+            raise DataError(f"{args.prompts}: {first!r}: event class(es) {unknown[first]} unknown to the detector "
+                            f"({len(unknown)} prompt(s) in all; it knows {', '.join(detector.classes[:20])}"
+                            + (" ...)" if len(detector.classes) > 20 else ")"))
         ids = sorted(prompt_of)
         shortest = min_seconds(detector)
         activities = [detector.activity(load_audio(files[i], detector.sample_rate, shortest)) for i in ids]

@@ -188,3 +188,15 @@ def test_order_reads_audiotime_captions_and_scores_steam_rates_and_segment_f1(fo
         assert scores["clips"] == 3 and scores["ordering_error_rate"] == pytest.approx(1 - scores["order_accuracy"])
     assert real["order_accuracy"] >= 2 / 3 and swapped["order_accuracy"] <= 1 / 3
     assert real["segment_f1"] >= 0.7 > swapped["segment_f1"]
+
+
+def test_order_names_the_prompt_whose_event_the_detector_does_not_know(folders, tmp_path, capsys):
+    items = {p.stem: {"caption": "a dog barks, then a siren", "event": {"Dog": [[0.5, 1.0]], "siren": [[2.0, 3.0]]}}
+             for p in (folders / "reference").glob("*.wav")}
+    (tmp_path / "t.json").write_text(json.dumps(items))
+    with pytest.raises(SystemExit) as exit_:
+        tclap(["order", str(folders / "reference"), "--prompts", str(tmp_path / "t.json"), "--detector", str(DETECTOR)])
+    first = next(iter(items))
+    assert exit_.value.code == 2
+    assert f"t.json: {first!r}: event class(es) ['Dog'] unknown to the detector (3 prompt(s) in all" in \
+        capsys.readouterr().err

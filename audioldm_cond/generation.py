@@ -27,7 +27,7 @@ from tclap.audio import write_wav
 from tclap.csv_rows import csv_rows, jsonl_rows
 from tclap.data.benchmarks import read_audiotime
 from tclap.errors import DataError
-from tclap.names import file_id
+from tclap.names import LISTING, file_id
 
 SCHEDULERS = ("ddim", "dpm-solver++")
 
@@ -169,8 +169,8 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
     cfg = cfg or GenerationConfig()
     prompts = read_prompts(prompts_file)
     out = Path(out)
-    if (out / "prompts.jsonl").resolve() == Path(prompts_file).resolve():
-        raise DataError(f"{prompts_file}: is where the output listing goes ({out / 'prompts.jsonl'}); "
+    if (out / LISTING).resolve() == Path(prompts_file).resolve():
+        raise DataError(f"{prompts_file}: is where the output listing goes ({out / LISTING}); "
                         "keep the prompts file outside --out or give it another name")
     n = cfg.waveforms_per_prompt
     # unique: ids are, and "<id>_<k>" splits back at its last "_" since k has none
@@ -202,13 +202,13 @@ def generate_files(pipeline: str | Path, prompts_file: str | Path, out: str | Pa
             rows.append({"id": stem, "prompt_id": clip_id, "waveform": k, "caption": caption,
                          **({"events": events[clip_id]} if events[clip_id] else {}),
                          "audio": f"{stem}.wav", "seed": seed, "clipped": round(clipped_share(audio), 6)})
-    (out / "prompts.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / LISTING).write_text("".join(json.dumps(r) + "\n" for r in rows))
     clipped = [r for r in rows if r["clipped"] > 0]
     if clipped:
         worst = max(clipped, key=lambda r: r["clipped"])
         warnings.warn(f"{len(clipped)} of {len(rows)} clips exceeded +-1 and were clipped when written "
                       f"(worst: {worst['audio']}, {100 * worst['clipped']:.2f} % of samples); "
-                      f"per clip in {out / 'prompts.jsonl'}", stacklevel=2)
+                      f"per clip in {out / LISTING}", stacklevel=2)
     stale = sorted(set(out.glob("*.wav")) - set(written))
     if stale:
         warnings.warn(f"{out}: {len(stale)} WAV file(s) not written by this run (e.g. {stale[0].name}) are in the "

@@ -26,7 +26,7 @@ from tclap.data.phrasing import label_text
 from tclap.errors import DataError
 
 SHIPPED = Path(__file__).resolve().parent / "checkpoints"
-MIN_EVENT_SECONDS = 0.1  # shorter detections are detector flicker: not shown
+MIN_EVENT_SECONDS = 0.1  # shorter detections are flicker: not drawn, unless a verdict cites one
 
 
 @dataclass(frozen=True)
@@ -85,14 +85,16 @@ def requested(prompt: str, classes: list[str]) -> Request:
     The prompt is cut into event clauses in temporal order by the negative-caption rules
     (`swap_event_order`: "chirp after hum" -> hum, chirp); within a clause, classes count in written
     order. A prompt without an ordering word ("siren and knock", "a beep") asks for its classes in no
-    particular order. A class matches as its caption text (`drum_roll` -> "drum roll"), singular or plural.
+    particular order. A class matches as its caption text or its name ("drum roll", "drum_roll"),
+    singular or plural.
 
     Args:
         prompt: the text prompt.
         classes: the detector's class names.
     """
     clauses = swap_event_order(prompt).events
-    patterns = {c: re.compile(rf"\b{re.escape(label_text(c))}(?:s|es)?\b", re.IGNORECASE) for c in classes}
+    patterns = {c: re.compile(r"\b" + re.escape(label_text(c)).replace(r"\ ", "[ _]") + r"(?:s|es)?\b", re.IGNORECASE)
+                for c in classes}
     found = []
     for clause in clauses or (prompt,):
         hits = sorted((m.start(), c) for c, pattern in patterns.items() for m in pattern.finditer(clause))
@@ -122,7 +124,7 @@ def verdict_text(order: ClipOrder, request: Request, frame_seconds: float) -> st
         request: what the prompt asked for.
         frame_seconds: the detector's frame hop in seconds.
     """
-    named = list(zip(request.classes, order.segments))
+    named = [(label_text(c), segment) for c, segment in zip(request.classes, order.segments)]
     if order.non_detection:
         return " and ".join(dict.fromkeys(n for n, s in named if s is None)) + " not detected"
     by_onset = sorted(named, key=lambda item: item[1][0])
@@ -246,8 +248,11 @@ class Studio:
         if not request.classes:
             return replace(clip, events=events, verdict="no known sound named: nothing to check")
         order = judge(active, request, self.detector.classes)
-        return replace(clip, events=events, order=order,
-                       verdict=verdict_text(order, request, self.detector.frame_seconds))
+        step = self.detector.frame_seconds
+        cited = [Event(c, segment[0] * step, segment[1] * step)
+                 for c, segment in zip(request.classes, order.segments) if segment is not None]
+        shown = sorted(set(events) | set(cited), key=lambda e: (e.start, e.name))  # what the verdict cites is drawn
+        return replace(clip, events=shown, order=order, verdict=verdict_text(order, request, step))
 
     def events(self, audio: np.ndarray, sample_rate: int) -> list[Event]:
         """Detected events of at least MIN_EVENT_SECONDS, by onset (none without a detector)."""

@@ -26,6 +26,7 @@ from tclap_eval.detector import EventDetector, active_frames
 from tclap.audio import load_audio
 from tclap.errors import DataError
 from tclap.model import ClapEncoder, load_clap
+from tclap.names import LISTING
 
 VGGISH_SAMPLE_RATE = 16000
 PANNS_SAMPLE_RATE = 16000
@@ -292,7 +293,8 @@ def load_scorer(spec: str, gives: str):
 
 
 def audio_files(folder: str | Path) -> list[Path]:
-    """The audio files in a folder, sorted; other files are left out and counted in a warning.
+    """The audio files in a folder, sorted; other files are left out and counted in a warning (all but
+    the listing `tclap generate` writes next to its clips, `prompts.jsonl`, which is expected there).
 
     Clips pair by file stem within one folder, so audio in subfolders is refused rather than
     silently left out (`ref/sub/b.wav` would otherwise never meet `gen/sub/b.wav`).
@@ -310,8 +312,9 @@ def audio_files(folder: str | Path) -> list[Path]:
     audio = [p for p in files if p.suffix.lower() in AUDIO_SUFFIXES]
     if not audio:
         raise DataError(f"{folder}: no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
-    if len(audio) < len(files):
-        warnings.warn(f"{folder}: skipped {len(files) - len(audio)} non-audio file(s)", stacklevel=2)
+    others = [p for p in files if p.suffix.lower() not in AUDIO_SUFFIXES and p.name != LISTING]
+    if others:
+        warnings.warn(f"{folder}: skipped {len(others)} non-audio file(s)", stacklevel=2)
     return audio
 
 

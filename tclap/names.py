@@ -11,6 +11,7 @@ import re
 from tclap.errors import DataError
 
 MAX_LENGTH = 200
+LISTING = "prompts.jsonl"  # the listing `tclap generate` writes next to its clips (which prompt made which file)
 _RESERVED = re.compile(r"(CON|PRN|AUX|NUL|COM[1-9]|LPT[1-9])(\..*)?", re.IGNORECASE)
 
 

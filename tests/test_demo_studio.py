@@ -196,6 +196,7 @@ CLASSES = ["beep", "bell", "drum_roll", "knock", "siren"]
     ("a drum roll after two beeps", ["beep", "drum_roll"], True),
     ("beep, then siren, then beep", ["beep", "siren", "beep"], True),
     ("siren and knock", ["siren", "knock"], False),            # no ordering word: no order asked
+    ("drum_roll, then a beep", ["drum_roll", "beep"], True),   # class names as the detector spells them
     ("a sound of bell", ["bell"], False),
     ("a dog barks", [], False),
 ])
@@ -222,6 +223,8 @@ def activity(**spans) -> np.ndarray:
     ({}, "siren followed by knock", "siren and knock not detected", "event missing"),
     ({"knock": (5, 9), "siren": (10, 20)}, "siren and knock", "found: knock 0.5 s → siren 1.0 s", "in order"),
     ({"bell": (10, 20)}, "a sound of bell", "found: bell 1.0 s", "in order"),
+    ({"drum_roll": (30, 40), "bell": (10, 20)}, "drum roll after bell", "in order: bell 1.0 s → drum roll 3.0 s",
+     "in order"),
 ])
 def test_verdict_words_for_each_steam_error(spans, prompt, words, kind):
     request = requested(prompt, CLASSES)
@@ -250,6 +253,9 @@ def test_the_verdict_is_the_evaluations_judgement_of_the_clip(studio):
         request = requested("siren followed by knock", studio.detector.classes)
         assert clip.order == order
         assert clip.verdict == verdict_text(order, request, studio.detector.frame_seconds)
+        step = studio.detector.frame_seconds  # every segment the verdict cites is drawn, however short
+        drawn = {(e.name, e.start, e.end) for e in clip.events}
+        assert all((c, s[0] * step, s[1] * step) in drawn for c, s in zip(request.classes, order.segments) if s)
 
 
 def test_n_seed_comparison_repeats_the_single_view_per_seed(studio, rating_set, tmp_path):
@@ -280,3 +286,19 @@ def test_mos_chart_bars_are_the_means_and_whiskers_the_intervals():
     lengths = sorted(round(float(s[1][1] - s[0][1]) / 2, 3) for seg in whiskers for s in seg)
     assert 2.484 in lengths and 0.0 in lengths  # A's MOS_r interval; B's MOS_t has one rating: no whisker
     plt.close(figure)
+
+
+class _StubDetector:
+    """A detector whose activity is fixed: knock in one 0.064-s frame, then bell for 1 s (0.064-s frames)."""
+
+    classes, sample_rate, frame_seconds = CLASSES, 16000, 0.064
+
+    def activity(self, audio):
+        return activity(knock=(5, 6), bell=(10, 26))
+
+
+def test_a_short_segment_the_verdict_cites_is_drawn(studio):
+    judged = Studio(studio.pipelines, _StubDetector())._judged(
+        Clip("m", np.zeros(16000, np.float32), 16000, []), requested("bell followed by knock", CLASSES))
+    assert judged.verdict == "wrong order: knock 0.3 s → bell 0.6 s"
+    assert [e.name for e in judged.events] == ["knock", "bell"]  # the 1-frame knock is under MIN_EVENT_SECONDS

@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tclap_eval.embedders import (AUDIOSET_LABELS, PANNS_16K, PANNS_SED_32K, ClapAudioEmbedder, PannsClassifier,
-                            PannsDetector, VGGishEmbedder, _bare_vggish, _panns_models, clip_logits, load_scorer,
-                            pooled_embeddings)
+                                  PannsDetector, VGGishEmbedder, _bare_vggish, _panns_models, audio_files, clip_logits,
+                                  load_scorer, pooled_embeddings)
 from tclap.audio import write_wav
 from tclap.errors import DataError
 from tclap.model import ModelConfig, build_tiny, save_clap
@@ -206,3 +206,16 @@ def test_order_script_runs_on_the_panns_detector(panns_sed_checkpoint, tmp_path,
 def test_a_scorer_without_the_needed_output_is_refused_before_loading(spec, gives, able):
     with pytest.raises(DataError, match=f"gives no {gives}; use one of {able}$"):
         load_scorer(spec, gives)
+
+
+def test_audio_files_expect_tclap_generates_listing_and_count_other_files(tmp_path):
+    import warnings
+
+    write_wav(tmp_path / "a.wav", _clip(1.0), 16000)
+    (tmp_path / "prompts.jsonl").write_text("{}\n")  # what tclap generate writes next to its clips
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert audio_files(tmp_path) == [tmp_path / "a.wav"]
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.warns(UserWarning, match="skipped 1 non-audio file"):
+        assert audio_files(tmp_path) == [tmp_path / "a.wav"]

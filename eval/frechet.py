@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
         reference, generated = (pooled_embeddings(embedder, audio_files(d)) for d in (args.reference, args.generated))
         distance = embedding_frechet_distance(reference, generated, (args.reference, args.generated))
     except DataError as error:
-        parser.exit(2, f"frechet: error: {error}\n")
+        parser.error(str(error))
     print(json.dumps({"fad": distance, "embedder": args.embedder, "reference_frames": len(reference),
                       "generated_frames": len(generated)}, indent=2))
 

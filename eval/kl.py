@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> None:
         references = list(dict.fromkeys(r for r, _ in pairs))  # a reference of several waveforms is scored once
         scores = paired_kl(clip_logits(classifier, references), clip_logits(classifier, [g for _, g in pairs]))
     except DataError as error:
-        parser.exit(2, f"kl: error: {error}\n")
+        parser.error(str(error))
     print(json.dumps({"kl": scores.softmax, "kl_sigmoid": scores.sigmoid, "pairs": scores.pairs}, indent=2))
 
 

@@ -290,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
                                     args.merge_gap) for a, i in zip(activities, ids)]
             report.update(segment_f1([references[prompt_of[i]] for i in ids], found))
     except DataError as error:
-        parser.exit(2, f"order: error: {error}\n")
+        parser.error(str(error))
     if args.csv:
         write_rows(args.csv, [{"id": i, "events": " > ".join(requests[prompt_of[i]]),
                                **verdict_row(v, detector.frame_seconds)} for i, v in zip(ids, verdicts)])

@@ -9,7 +9,9 @@ Each row changes one thing from the row above, so the ratios say what each chang
   - offline layout on 4x latents: the UNet of `configs/audioldm/offline.yaml` (built by the trainer's
     own `build_unet`), attention only at its lowest resolution;
   - offline layout on 8x latents: the same UNet on the 8x VAE's latents (8 x 50 x 8), the offline
-    default now (`configs/audioldm/vae_offline.yaml`, `model.downsampling: 8`).
+    default now (`configs/audioldm/vae_offline.yaml`, `model.downsampling: 8`);
+  - the same under bf16 autocast (`train.mixed_precision: bf16`): what bf16 would add. The shipped
+    offline UNets were trained in fp32, so this row is a measurement of the option, not of them.
 Each step is forward, MSE backward and AdamW on random latents with a unit-norm 128-d condition.
 Prints (and writes as JSON) seconds per step, training samples per second, parameters and the
 speed ratio to the tiny UNet.
@@ -44,23 +46,32 @@ def offline_unet() -> UNet2DConditionModel:
                       CHANNELS, seed=0)
 
 
-def layouts() -> dict[str, tuple[UNet2DConditionModel, tuple[int, int]]]:
+def layouts() -> dict[str, tuple[UNet2DConditionModel, tuple[int, int], bool]]:
+    """Name -> (UNet, latent frames x mel bins, bf16 autocast)."""
     torch.manual_seed(0)
     tiny = tiny_unet(WIDTH, CHANNELS)
     no_attention = UNet2DConditionModel(**{**tiny.config, "down_block_types": ("DownBlock2D",) * 2,
                                            "up_block_types": ("UpBlock2D",) * 2})
     offline = offline_unet()
-    return {"tiny, 4x latents": (tiny, LATENTS_4X), "tiny, no attention, 4x latents": (no_attention, LATENTS_4X),
-            "offline layout, 4x latents": (offline, LATENTS_4X), "offline layout, 8x latents": (offline, LATENTS_8X)}
+    return {"tiny, 4x latents": (tiny, LATENTS_4X, False),
+            "tiny, no attention, 4x latents": (no_attention, LATENTS_4X, False),
+            "offline layout, 4x latents": (offline, LATENTS_4X, False),
+            "offline layout, 8x latents": (offline, LATENTS_8X, False),
+            "offline layout, 8x, bf16 autocast": (offline, LATENTS_8X, True)}
 
 
-def time_steps(unet: UNet2DConditionModel, shape: tuple[int, int], batch: int, steps: int) -> float:
+def time_steps(unet: UNet2DConditionModel, shape: tuple[int, int], batch: int, steps: int, bf16: bool) -> float:
     latents = torch.randn(batch, CHANNELS, *shape)
     target = torch.randn_like(latents)
     condition = F.normalize(torch.randn(batch, WIDTH), dim=-1)
     timesteps = torch.randint(0, 1000, (batch,))
-    return seconds_per_step(unet.parameters(), lambda: F.mse_loss(
-        unet(latents, timesteps, encoder_hidden_states=None, class_labels=condition).sample, target), steps)
+
+    def loss() -> torch.Tensor:
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):  # as accelerate's mixed_precision does
+            prediction = unet(latents, timesteps, encoder_hidden_states=None, class_labels=condition).sample
+        return F.mse_loss(prediction.float(), target)
+
+    return seconds_per_step(unet.parameters(), loss, steps)
 
 
 def main() -> None:
@@ -70,15 +81,15 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/unet_layouts.json"))
     args = parser.parse_args()
     rows = {}
-    for name, (unet, shape) in layouts().items():
-        seconds = time_steps(unet.train(), shape, args.batch, args.steps)
+    for name, (unet, shape, bf16) in layouts().items():
+        seconds = time_steps(unet.train(), shape, args.batch, args.steps, bf16)
         rows[name] = {"latents": [CHANNELS, *shape], "seconds_per_step": round(seconds, 4),
                       "samples_per_second": round(args.batch / seconds, 1),
                       "parameters": sum(p.numel() for p in unet.parameters())}
     tiny = rows["tiny, 4x latents"]["seconds_per_step"]
     for name, row in rows.items():
         row["speed_vs_tiny"] = round(tiny / row["seconds_per_step"], 2)
-        print(f"{name:32s} {row['seconds_per_step']:.3f} s/step  {row['samples_per_second']:6.1f} samples/s  "
+        print(f"{name:34s} {row['seconds_per_step']:.3f} s/step  {row['samples_per_second']:6.1f} samples/s  "
               f"{row['parameters'] / 1e6:.2f} M parameters  {row['speed_vs_tiny']:.2f}x the tiny UNet's speed")
     share = 1 - rows["tiny, no attention, 4x latents"]["seconds_per_step"] / tiny
     print(f"attention's share of the tiny UNet's step: {share:.0%}")

@@ -318,18 +318,21 @@ def _add_generate(commands) -> None:
     p.add_argument("--pipeline", required=True, help="pipeline directory (train_audioldm.py output) or hub id")
     p.add_argument("--prompts", required=True, type=Path,
                    help=".txt (one per line), .csv/.jsonl with id, caption (and events), or AudioTime captions (.json)")
-    p.add_argument("--out", required=True, type=Path)
-    p.add_argument("--steps", type=int, default=50)
-    p.add_argument("--guidance-scale", type=float, default=2.5)
-    p.add_argument("--seconds", type=float, default=5.0, help="clip duration")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--out", required=True, type=Path, help="folder for <id>.wav and the listing prompts.jsonl")
+    p.add_argument("--steps", type=int, default=50, help="denoising steps (default %(default)s)")
+    p.add_argument("--guidance-scale", type=float, default=2.5,
+                   help="classifier-free guidance weight (default %(default)s)")
+    p.add_argument("--seconds", type=float, default=5.0,
+                   help="clip duration (default %(default)s; the offline pipelines: 4)")
+    p.add_argument("--batch-size", type=int, default=4, help="prompts per pipeline call (default %(default)s)")
     p.add_argument("--seed", type=int, default=0,
-                   help="waveform k of prompt ID is seeded from (seed, ID, k), whatever the batching")
+                   help="waveform k of prompt ID is seeded from (seed, ID, k), whatever the batching "
+                        "(default %(default)s)")
     p.add_argument("--waveforms-per-prompt", type=int, default=1,
                    help="N > 1 writes ID_0.wav ... ID_{N-1}.wav per prompt (diffusers' num_waveforms_per_prompt)")
-    p.add_argument("--scheduler", default="ddim", help="ddim or dpm-solver++")
-    p.add_argument("--negative-prompt")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--scheduler", default="ddim", help="ddim or dpm-solver++ (default %(default)s)")
+    p.add_argument("--negative-prompt", help="text to guide away from (classifier-free guidance's negative)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cuda (default %(default)s)")
     p.set_defaults(run=_generate)
 
 

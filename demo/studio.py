@@ -204,7 +204,7 @@ class Studio:
             raise DataError("prompt: empty")
         if len(prompt) > self.max_prompt_chars:
             raise DataError(f"prompt: {len(prompt)} characters; the limit is {self.max_prompt_chars}")
-        if self.detector and not requested(prompt, self.detector.classes).classes:
+        if self.detector and not self.request(prompt).classes:
             raise DataError("prompt: names none of the sounds this demo's models know "
                             f"({', '.join(self.known_classes)}); pipelines trained on other sounds run with "
                             "--no-detector")

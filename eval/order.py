@@ -259,9 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         spec = args.detector if args.detector.partition(":")[0] in SCORERS else f"detector:{args.detector}"
         detector = load_scorer(spec, "activity")
-        requests = read_requests(args.prompts)
-        references = ({c.id: c.spans for c in read_audiotime(args.prompts)}
-                      if Path(args.prompts).suffix == ".json" else None)
+        captions = read_audiotime(args.prompts) if Path(args.prompts).suffix == ".json" else None
+        requests = {c.id: c.events for c in captions} if captions else read_requests(args.prompts)
+        references = {c.id: c.spans for c in captions} if captions else None
         files = files_by_stem(audio_files(args.clips), args.clips)
         prompt_of = {stem: p for stem in files if (p := reference_stem(stem, requests)) is not None}
         missing = sorted(set(requests) - set(prompt_of.values()))

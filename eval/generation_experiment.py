@@ -121,9 +121,14 @@ class DetectorView:
     embeddings: np.ndarray            # all clips' frame embeddings, stacked
 
 
+def decoded(paths: list[Path], sample_rate: int) -> list[np.ndarray]:
+    """The clips decoded once at `sample_rate` (each at least MIN_SECONDS long), for every measure to share."""
+    return [load_audio(p, sample_rate, MIN_SECONDS) for p in paths]
+
+
 def detector_view(paths: list[Path], prompts: list[Prompt], detector: EventDetector) -> DetectorView:
     """Decode the clips (one per prompt, same order) and run the detector on each."""
-    audio = [load_audio(p, detector.sample_rate, MIN_SECONDS) for p in paths]
+    audio = decoded(paths, detector.sample_rate)
     return DetectorView([detector.activity(a) for a in audio],
                         {p.id: detector.class_logits(a) for p, a in zip(prompts, audio)},
                         np.concatenate([detector.frame_embeddings(a) for a in audio]))
@@ -230,29 +235,26 @@ def generated(pipeline: str, prompts_file: Path, ids: list[str], folder: Path, c
     return paths
 
 
-def single_event_found(paths: list[Path], classes: list[str], detector: EventDetector) -> np.ndarray:
+def single_event_found(audio: list[np.ndarray], classes: list[str], detector: EventDetector) -> np.ndarray:
     """Per clip, whether the detector finds the one class it was asked for in any frame.
 
     Args:
-        paths: generated clips.
+        audio: generated clips, decoded at the detector's rate (`decoded`).
         classes: the class each clip was asked for (detector class names), same order.
         detector: the event detector.
     """
     index = {name: i for i, name in enumerate(detector.classes)}
-    return np.array([bool(detector.activity(load_audio(path, detector.sample_rate, MIN_SECONDS))[:, index[c]].any())
-                     for path, c in zip(paths, classes)])
+    return np.array([bool(detector.activity(clip)[:, index[c]].any()) for clip, c in zip(audio, classes)])
 
 
-def near_silent(paths: list[Path], sample_rate: int) -> np.ndarray:
+def near_silent(audio: list[np.ndarray]) -> np.ndarray:
     """Per clip, whether its peak |sample| is below NEAR_SILENT_PEAK: quieter than any clip the offline
     generators train on, the usual way an offline UNet failed a single-event prompt.
 
     Args:
-        paths: audio files.
-        sample_rate: rate they are decoded at.
+        audio: decoded clips (`decoded`).
     """
-    return np.array([float(np.abs(load_audio(path, sample_rate, MIN_SECONDS)).max()) < NEAR_SILENT_PEAK
-                     for path in paths])
+    return np.array([float(np.abs(clip).max()) < NEAR_SILENT_PEAK for clip in audio])
 
 
 def run_single_event(out: Path, cfg: GenerationExperimentConfig, detector: EventDetector) -> dict[str, dict]:
@@ -270,8 +272,9 @@ def run_single_event(out: Path, cfg: GenerationExperimentConfig, detector: Event
         for seed in cfg.seeds:
             paths = generated(pipeline, prompts_file, [f"single-{c}" for c in detector.classes],
                               out / model / f"single_event_seed{seed}", cfg, seed, n)
-            found.append(single_event_found(paths, classes, detector))
-            silent.append(near_silent(paths, detector.sample_rate))
+            audio = decoded(paths, detector.sample_rate)
+            found.append(single_event_found(audio, classes, detector))
+            silent.append(near_silent(audio))
         per_seed = np.array(found).reshape(len(cfg.seeds), len(detector.classes), n)
         results[model] = {"found": float(per_seed.mean()), "found_std": sample_std(per_seed.mean(axis=(1, 2))),
                           "near_silent": float(np.mean(silent)), "clips": int(per_seed.size),
@@ -296,9 +299,10 @@ def single_event_ceiling(out: Path, cfg: GenerationExperimentConfig, detector: E
                                  [out / "single_event_resynthesised" / f.name for f in originals], cfg.seconds)
     results = {}
     for name, paths in (("reference", originals), ("resynthesised", copies)):
-        found = single_event_found(paths, classes, detector)
+        audio = decoded(paths, detector.sample_rate)
+        found = single_event_found(audio, classes, detector)
         results[name] = {"found": float(found.mean()), "found_std": 0.0,
-                         "near_silent": float(near_silent(paths, detector.sample_rate).mean()), "clips": len(paths),
+                         "near_silent": float(near_silent(audio).mean()), "clips": len(paths),
                          "per_class": {c: float(found[[i for i, x in enumerate(classes) if x == c]].mean())
                                        for c in detector.classes if c in classes}}
     return results

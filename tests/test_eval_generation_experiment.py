@@ -11,7 +11,7 @@ import pytest
 from audioldm_world import save_tiny_clap
 from tclap_demo.studio import SHIPPED
 from tclap_eval.detector import EventDetector
-from tclap_eval.generation_experiment import (METRICS, GenerationExperimentConfig, conditioning_encoder,
+from tclap_eval.generation_experiment import (METRICS, GenerationExperimentConfig, conditioning_encoder, decoded,
                                               near_silent, prompt_set, run_generation, single_event_found)
 from tclap.audio import load_audio
 from tclap.data.mixup import MANIFEST, read_manifest
@@ -63,9 +63,10 @@ def test_generation_experiment_writes_table_4(config, tmp_path):
     # the single-event check: every class alone, 2 clips per seed; its share recomputed from the clips
     detector = EventDetector.load(config.detector)
     for model in ("clap", "tclap"):
-        found = np.array([single_event_found(
+        found = np.array([single_event_found(decoded(
             [tmp_path / model / f"single_event_seed{seed}" / f"single-{c}_{k}.wav" for c in detector.classes
-             for k in range(2)], [c for c in detector.classes for _ in range(2)], detector) for seed in (0, 1)])
+             for k in range(2)], detector.sample_rate), [c for c in detector.classes for _ in range(2)], detector)
+            for seed in (0, 1)])
         assert saved["single_event"][model]["found"] == pytest.approx(found.mean())
         assert saved["single_event"][model]["clips"] == 2 * 12 * 2
         peaks = [np.abs(load_audio(p, 16000)).max() for p in (tmp_path / model).glob("single_event_seed*/*.wav")]
@@ -95,13 +96,13 @@ def test_single_event_found_on_library_files_and_silence(world, tmp_path):
     files = [f for f in read_library(world).files if f.fold == 5][:6]
     silence = tmp_path / "silence.wav"
     sf.write(silence, np.zeros(32000, dtype=np.float32), 16000)
-    found = single_event_found([f.path for f in files] + [silence] * 2,
+    found = single_event_found(decoded([f.path for f in files] + [silence] * 2, detector.sample_rate),
                                [f.category for f in files] + [files[0].category, files[1].category], detector)
     assert found.tolist() == [True] * 6 + [False, False]
     quiet = tmp_path / "quiet.wav"  # peak 0.029 of full scale: near-silent; 0.031: not
     sf.write(quiet, np.full(32000, 0.029, dtype=np.float32), 16000)
     sf.write(tmp_path / "audible.wav", np.full(32000, 0.031, dtype=np.float32), 16000)
-    assert near_silent([silence, quiet, tmp_path / "audible.wav", files[0].path], 16000).tolist() == [
+    assert near_silent(decoded([silence, quiet, tmp_path / "audible.wav", files[0].path], 16000)).tolist() == [
         True, True, False, False]
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from audioldm_cond.generation import fit_prompt
 from audioldm_cond.pipeline import generate, load_pipeline
 from tclap_eval.detector import EventDetector
-from tclap_eval.order import ClipOrder, judge_clip, segments
+from tclap_eval.order import ClipOrder, detected_spans, judge_clip
 from tclap.data.negatives import swap_event_order
 from tclap.data.phrasing import label_text
 from tclap.errors import DataError
@@ -264,7 +264,8 @@ class Studio:
             audio = librosa.resample(audio, orig_sr=sample_rate, target_sr=self.detector.sample_rate)
         active = self.detector.activity(audio)
         step = self.detector.frame_seconds
-        found = [Event(name, first * step, end * step)
-                 for c, name in enumerate(self.detector.classes)
-                 for first, end in segments(active[:, c]) if (end - first) * step >= MIN_EVENT_SECONDS]
+        spans = detected_spans(active, self.detector.classes, self.detector.classes, step)
+        # length as frames x hop, as before: end - start can fall a hair under a span of exactly 0.1 s (10 ms hops)
+        found = [Event(name, start, end) for name, runs in spans.items()
+                 for start, end in runs if round((end - start) / step) * step >= MIN_EVENT_SECONDS]
         return sorted(found, key=lambda e: (e.start, e.name)), active

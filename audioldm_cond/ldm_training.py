@@ -367,12 +367,12 @@ class AudioLdmTraining:
             meta = {"clips": [row["id"] for d in clips.datasets for row in d.rows], "seconds": cfg.data.seconds,
                     "frames": frames, "p_audio": cfg.condition.p_audio,
                     "vae": latent_cache.fingerprint(self.vae), "encoder": latent_cache.fingerprint(self.encoder)}
-            features = latent_cache.load_or_build(path, self.objective.encode, clips, batch_size, meta)
-            self.loader = clip_loader(Oversampled(features, manifest_clips(clips), cfg.data.caption_repeats),
-                                      batch_size, seed, workers, collate=None)
+            dataset = latent_cache.load_or_build(path, self.objective.encode, clips, batch_size, meta)
+            collate = {"collate": None}  # cached features: equal-shaped tensors, stacked
         else:
-            self.loader = clip_loader(Oversampled(clips, manifest_clips(clips), cfg.data.caption_repeats),
-                                      batch_size, seed, workers)
+            dataset, collate = clips, {}  # clip_loader's audio-and-caption collator
+        self.loader = clip_loader(Oversampled(dataset, manifest_clips(clips), cfg.data.caption_repeats),
+                                  batch_size, seed, workers, **collate)
         self.val_loader = clip_loader(val_clips, batch_size, shuffle=False)
         self._val_features: list[dict[str, Tensor]] | None = None
         if cfg.model.standardise_condition:

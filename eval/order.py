@@ -224,13 +224,11 @@ def write_rows(path: str | Path, rows: list[dict]) -> None:
 
 
 def read_requests(path: str | Path) -> dict[str, list[str]]:
-    """Clip id -> requested event classes in order, from a JSON-lines file with `id` and `events`, or from
-    an AudioTime .json (the events in order of first onset)."""
+    """Clip id -> requested event classes in order, from a JSON-lines file with `id` and `events` (an
+    AudioTime .json is read by `read_audiotime`)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: prompts file not found")
-    if path.suffix == ".json":
-        return {c.id: c.events for c in read_audiotime(path)}
     requests = {}
     for where, row in jsonl_rows(path):
         if not row.get("id") or not isinstance(row.get("events"), list) or not row["events"]:

@@ -18,10 +18,9 @@ from pathlib import Path
 import torch
 
 from tclap.config import default_config
-from tclap.data.mixup import MixupConfig, build_mixup
-from tclap.data.orderfree import write_order_free_pairs
-from tclap.data.synth import SynthConfig, synthesize_world
 from tclap.experiment import train_stage, train_stages
+
+from order_free_data import write_order_free_data  # benchmarks/order_free_data.py, next to this script
 
 
 def main() -> None:
@@ -32,9 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        synthesize_world(tmp / "world", SynthConfig(files_per_class=10))
-        build_mixup(tmp / "world", tmp / "mixup", MixupConfig(clips=400, clip_seconds=4.0))
-        write_order_free_pairs(tmp / "mixup", tmp / "pairs.jsonl")
+        write_order_free_data(tmp, clips=400)
         data = {"positive_only": [str(tmp / "pairs.jsonl")], "mixup": str(tmp / "mixup")}
         # in its own process: accelerate keeps the first precision a process uses, and the baseline is fp32
         baseline = train_stages([(str(default_config("tclap/offline_baseline.yaml")), tmp / "baseline", {

@@ -20,13 +20,11 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
 from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips
-from tclap.data.mixup import MixupConfig, build_mixup
-from tclap.data.orderfree import write_order_free_pairs
-from tclap.data.synth import SynthConfig, synthesize_world
 from tclap.losses import LossConfig, TclapLoss
 from tclap.model import ClapEncoder, ModelConfig, build_tiny
 from tclap.train import EncoderWithLoss
 
+from order_free_data import write_order_free_data  # benchmarks/order_free_data.py, next to this script
 from timing import seconds_per_step  # benchmarks/timing.py, next to this script
 
 
@@ -42,9 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        synthesize_world(tmp / "world", SynthConfig(files_per_class=10))
-        build_mixup(tmp / "world", tmp / "mixup", MixupConfig(clips=200, clip_seconds=4.0))
-        write_order_free_pairs(tmp / "mixup", tmp / "pairs.jsonl")
+        write_order_free_data(tmp, clips=200)
         window = AudioWindow(16000, 4.0, train=True)
         positive, temporal = CaptionPairs(tmp / "pairs.jsonl", window, positive_only=True), MixupClips(
             tmp / "mixup", "train", window)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from audioldm_cond.diagnosis import clean_latent, timestep_errors
+from audioldm_cond.diagnosis import caption_mean_errors, clean_latent, timestep_errors
 from audioldm_cond.encoders import caption_embeds
 from audioldm_cond.pipeline import load_pipeline
 from tclap_demo.studio import SHIPPED
@@ -68,3 +68,49 @@ def test_diagnose_command_on_the_shipped_pipeline(mixup_dir, tmp_path, capsys):
     with pytest.raises(SystemExit):
         tclap(["diagnose", "--pipeline", str(SHIPPED / "tclap"), "--mixup", str(mixup_dir), "--split", "nope"])
     assert "no clips in split 'nope'" in capsys.readouterr().err
+
+
+def test_diagnose_reports_the_caption_mean_bound_with_a_reference(mixup_dir, tmp_path, capsys):
+    """Wiring only (the bound's arithmetic is tested above): train clips against their own split's means,
+    so that each clip's order occurs in the reference; whether its swap does depends on the small world."""
+    tclap(["diagnose", "--pipeline", str(SHIPPED / "tclap"), "--mixup", str(mixup_dir), "--split", "train",
+           "--clips", "20",
+           "--timesteps", "900", "--reference", str(mixup_dir), "--json", str(tmp_path / "d.json")])
+    assert "Best possible as t -> T" in capsys.readouterr().out
+    means = json.loads((tmp_path / "d.json").read_text())["caption_means"]
+    assert means["reference_clips"] == 20 and 1 <= means["clips"] <= 20
+    assert means["x0_mse_unconditional"] > 0 and means["x0_mse"] >= 0
+    with pytest.raises(SystemExit):
+        tclap(["diagnose", "--pipeline", str(SHIPPED / "tclap"), "--mixup", str(mixup_dir), "--reference",
+               str(mixup_dir), "--reference-split", "nope"])
+    assert "no clips in split 'nope'" in capsys.readouterr().err
+
+
+def test_caption_mean_errors_against_a_hand_computation():
+    """Means per event order, computed here with explicit loops over numpy arrays."""
+    rng = np.random.default_rng(0)
+    reference = rng.normal(size=(9, 2, 3, 2))
+    reference_orders = [("a", "b")] * 4 + [("b", "a")] * 3 + [("c", "a")] * 2
+    held = rng.normal(size=(3, 2, 3, 2))
+    orders, swapped = [("a", "b"), ("b", "a"), ("a", "c")], [("b", "a"), ("a", "b"), ("c", "a")]
+    result = caption_mean_errors(torch.from_numpy(held), orders, swapped, torch.from_numpy(reference),
+                                 reference_orders)
+
+    def mean_of(order):
+        rows = [reference[i] for i in range(9) if reference_orders[i] == order]
+        return sum(rows) / len(rows)
+
+    kept = [0, 1]  # ("a", "c") has no reference clips
+    expected = [np.mean([np.mean((held[i] - m(i)) ** 2) for i in kept])
+                for m in (lambda i: mean_of(orders[i]), lambda i: mean_of(swapped[i]),
+                          lambda i: reference.sum(0) / 9)]
+    assert [result["x0_mse"], result["x0_mse_swapped"], result["x0_mse_unconditional"]] == pytest.approx(expected)
+    assert result["clips"] == 2 and result["min_reference_clips"] == 3
+
+
+def test_caption_mean_errors_refuse_what_cannot_be_compared():
+    latents, reference = torch.zeros(1, 2, 3, 2), torch.zeros(2, 2, 3, 2)
+    with pytest.raises(DataError, match="none of the held-out clips"):
+        caption_mean_errors(latents, [("a", "b")], [("b", "a")], reference, [("a", "b"), ("a", "c")])
+    with pytest.raises(DataError, match=r"shape \(2, 4, 2\)"):
+        caption_mean_errors(latents, [("a", "b")], [("b", "a")], torch.zeros(2, 2, 4, 2), [("a", "b"), ("b", "a")])

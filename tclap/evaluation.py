@@ -117,14 +117,20 @@ def t_classify(encoder: ClapEncoder, rows: list[dict], batch_size: int = 32) -> 
 def t_classify_breakdown(e: dict[str, torch.Tensor], records: list[dict]) -> dict[str, float]:
     """T-Classify and CompA-order scores of a mixed-up split: overall and by subgroup.
 
-    Subgroups: phrasing seen / unseen in training, before/after phrasings, and number of events.
+    Subgroups: phrasing seen / unseen in training, before/after phrasings, number of events and, where
+    the records say it (`word_order_reversed`, manifests since 2026-11), captions that name the events
+    against their time order ("{1} after {0}"), overall and among the unseen phrasings, beside the
+    unseen ones that name them in time order. A text tower that has never met an unseen phrasing's
+    words can only fall back on the order of mention: right on the latter, wrong on the former.
     Keys: `tclassify_t2a`, `tclassify_a2t`, `compa_text`, `compa_audio`, `compa_group` (%), and the item
     count `n_items`, each with a subgroup suffix (`_seen_phrasing`, `_unseen_phrasing`, `_before_after`,
-    `_2_events`, ...) for the subgroups.
+    `_2_events`, ..., `_reversed_wording`, `_unseen_reversed_wording`, `_unseen_time_order_wording`)
+    for the subgroups; an empty subgroup has no keys.
 
     Args:
         e: `embed_rows` / `embed_rows` output for the split's clips, in manifest order.
-        records: their manifest records (`phrasing_seen`, `before_after`, `n_events`).
+        records: their manifest records (`phrasing_seen`, `before_after`, `n_events`, optionally
+            `word_order_reversed`).
     """
     t2a, a2t = tclassify_decisions(e)
     compa = compa_order_decisions(e)
@@ -136,6 +142,11 @@ def t_classify_breakdown(e: dict[str, torch.Tensor], records: list[dict]) -> dic
               "_before_after": [r["before_after"] for r in records]}
     for n in sorted({r["n_events"] for r in records}):
         groups[f"_{n}_events"] = [r["n_events"] == n for r in records]
+    if records and all("word_order_reversed" in r for r in records):
+        groups["_reversed_wording"] = [r["word_order_reversed"] for r in records]
+        groups["_unseen_reversed_wording"] = [r["word_order_reversed"] and not r["phrasing_seen"] for r in records]
+        groups["_unseen_time_order_wording"] = [not (r["word_order_reversed"] or r["phrasing_seen"])
+                                                for r in records]
     result = {}
     for suffix, mask in groups.items():
         mask = torch.tensor(mask)

@@ -43,6 +43,10 @@ HEADLINE = {
     "tclassify_a2t": "tclassify_a2t",
     "tclassify_t2a_unseen_phrasing": "tclassify_t2a_unseen_phrasing",
     "tclassify_t2a_seen_phrasing": "tclassify_t2a_seen_phrasing",
+    # the unseen phrasings split by whether they name the events in time order ("{0}, later {1}") or
+    # against it ("{1}, preceded by {0}"): where a tiny text tower falls back on the order of mention
+    "tclassify_t2a_unseen_time_order_wording": "tclassify_t2a_unseen_time_order_wording",
+    "tclassify_t2a_unseen_reversed_wording": "tclassify_t2a_unseen_reversed_wording",
     "compa_text": "compa_text",
     "compa_audio": "compa_audio",
     "compa_group": "compa_group",

@@ -74,6 +74,20 @@ def test_breakdown_by_phrasing_and_number_of_events():
         assert result[key] == pytest.approx(value), key
 
 
+def test_breakdown_by_word_order_where_the_records_give_it():
+    # items 1 and 3 are unseen phrasings; item 1 names its events against time order, as does seen item 2
+    records = [{**r, "word_order_reversed": i in (1, 2)} for i, r in enumerate(RECORDS)]
+    result = t_classify_breakdown(hand_built(), records)
+    assert t_classify_breakdown(hand_built(), RECORDS).items() <= result.items()  # the old keys are unchanged
+    # reversed: items 1, 2 (T2A right / wrong; A2T right / right; CompA group wrong / wrong)
+    assert (result["tclassify_t2a_reversed_wording"], result["tclassify_a2t_reversed_wording"],
+            result["compa_group_reversed_wording"], result["n_reversed_wording"]) == (50.0, 100.0, 0.0, 2)
+    # unseen and reversed: item 1 only; unseen in time order: item 3 only (T2A wrong, no negative audio)
+    assert (result["tclassify_t2a_unseen_reversed_wording"], result["n_unseen_reversed_wording"]) == (100.0, 1)
+    assert (result["tclassify_t2a_unseen_time_order_wording"], result["n_unseen_time_order_wording"]) == (0.0, 1)
+    assert "tclassify_a2t_unseen_time_order_wording" not in result
+
+
 def test_empty_subgroups_and_scores_without_items_are_left_out():
     records = [{**r, "before_after": False} for r in RECORDS]
     e = hand_built()

@@ -18,7 +18,7 @@ import sys
 
 from audioldm_cond.ldm_training import LdmRunConfig, run
 from tclap.config import read_run_config
-from tclap.launch import run_or_exit, training_parser
+from tclap.launch import finish, run_or_exit, training_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -40,3 +40,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    finish()

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from tclap.config import read_run_config
-from tclap.launch import run_or_exit, training_parser
+from tclap.launch import finish, run_or_exit, training_parser
 from tclap.train import RunConfig, run
 
 
@@ -29,3 +29,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    finish()

@@ -14,7 +14,7 @@ import sys
 
 from tclap.config import read_run_config
 from audioldm_cond.vae_training import VaeRunConfig, run
-from tclap.launch import run_or_exit, training_parser
+from tclap.launch import finish, run_or_exit, training_parser
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -31,3 +31,4 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+    finish()

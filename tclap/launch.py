@@ -6,8 +6,11 @@ train_tclap.py, train_vae.py and train_audioldm.py take the same `--config`, `--
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Callable
+from typing import NoReturn
 from pathlib import Path
 
 from tclap.errors import DataError
@@ -38,3 +41,22 @@ def run_or_exit(program: str, job: Callable[[], Path]) -> Path:
     except (DataError, TrainingDiverged, LaunchMismatch) as error:
         print(f"{program}: error: {error}", file=sys.stderr)
         sys.exit(2)
+
+
+def finish() -> NoReturn:
+    """Exit a training script with status 0 once its run is written; call it last, from `__main__`.
+
+    In a multi-process run (`WORLD_SIZE` > 1, set by `accelerate launch` / torchrun), torch's gloo
+    backend can abort a process during interpreter teardown ("terminate called without an active
+    exception", SIGABRT, no Python frame) even after `destroy_process_group`, which makes the launcher
+    fail a run that finished: 3 of 10 two-process CPU runs under load with torch 2.13 here, 0 of 60
+    when leaving as below (an upstream issue: pytorch/pytorch#190489; the atexit fix #179291 was
+    abandoned). So such a process flushes its logs and streams and leaves with `os._exit(0)`, skipping
+    the teardown; a single process exits normally.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    sys.exit(0)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
 
+from tclap.launch import finish
 from tclap.losses import LossConfig, TclapLoss
 
 GLOBAL_BATCH, DIM = 8, 6
@@ -50,7 +51,10 @@ def main() -> None:
         grads = {n: p.grad.tolist() for n, p in toy.named_parameters()}
         with open(sys.argv[1], "w") as handle:
             json.dump({"losses": mean, "grads": grads, "processes": accelerator.num_processes}, handle)
+    accelerator.wait_for_everyone()
+    accelerator.end_training()  # destroys the gloo group, as the Trainer does
 
 
 if __name__ == "__main__":
     main()
+    finish()  # as the training scripts leave: no teardown abort fails the launch

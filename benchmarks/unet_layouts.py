@@ -13,15 +13,19 @@ Each row changes one thing from the row above, so the ratios say what each chang
   - the same under bf16 autocast (`train.mixed_precision: bf16`): what bf16 would add. The shipped
     offline UNets were trained in fp32, so this row is a measurement of the option, not of them.
 Each step is forward, MSE backward and AdamW on random latents with a unit-norm 128-d condition.
-Prints (and writes as JSON) seconds per step, training samples per second, parameters and the
-speed ratio to the tiny UNet.
+The layouts are timed in `--rounds` interleaved rounds (each round times every layout once), and each
+ratio is taken within its round, so a change of machine load between rounds moves numerator and
+denominator together; the printed ratio is the median over rounds, with its range. Prints (and
+writes as JSON) seconds per step, training samples per second, parameters and the speed ratio to
+the tiny UNet.
 
-    python benchmarks/unet_layouts.py [--batch 16] [--steps 5]
+    python benchmarks/unet_layouts.py [--batch 32] [--steps 5] [--rounds 3]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 import torch
@@ -76,26 +80,36 @@ def time_steps(unet: UNet2DConditionModel, shape: tuple[int, int], batch: int, s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32, help="the shipped offline recipe's batch")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps per layout and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/unet_layouts.json"))
     args = parser.parse_args()
+    models = {name: (unet.train(), shape, bf16) for name, (unet, shape, bf16) in layouts().items()}
+    seconds = {name: [] for name in models}
+    for _ in range(args.rounds):
+        for name, (unet, shape, bf16) in models.items():
+            seconds[name].append(time_steps(unet, shape, args.batch, args.steps, bf16))
+    tiny = seconds["tiny, 4x latents"]
     rows = {}
-    for name, (unet, shape, bf16) in layouts().items():
-        seconds = time_steps(unet.train(), shape, args.batch, args.steps, bf16)
-        rows[name] = {"latents": [CHANNELS, *shape], "seconds_per_step": round(seconds, 4),
-                      "samples_per_second": round(args.batch / seconds, 1),
-                      "parameters": sum(p.numel() for p in unet.parameters())}
-    tiny = rows["tiny, 4x latents"]["seconds_per_step"]
-    for name, row in rows.items():
-        row["speed_vs_tiny"] = round(tiny / row["seconds_per_step"], 2)
-        print(f"{name:34s} {row['seconds_per_step']:.3f} s/step  {row['samples_per_second']:6.1f} samples/s  "
-              f"{row['parameters'] / 1e6:.2f} M parameters  {row['speed_vs_tiny']:.2f}x the tiny UNet's speed")
-    share = 1 - rows["tiny, no attention, 4x latents"]["seconds_per_step"] / tiny
+    for name, (unet, shape, _) in models.items():
+        ratios = [t / s for t, s in zip(tiny, seconds[name])]
+        median = statistics.median(seconds[name])
+        rows[name] = {"latents": [CHANNELS, *shape], "seconds_per_step": [round(s, 4) for s in seconds[name]],
+                      "samples_per_second": round(args.batch / median, 1),
+                      "parameters": sum(p.numel() for p in unet.parameters()),
+                      "speed_vs_tiny": round(statistics.median(ratios), 2),
+                      "speed_vs_tiny_range": [round(min(ratios), 2), round(max(ratios), 2)]}
+        low, high = rows[name]["speed_vs_tiny_range"]
+        print(f"{name:34s} {median:.3f} s/step  {rows[name]['samples_per_second']:6.1f} samples/s  "
+              f"{rows[name]['parameters'] / 1e6:.2f} M parameters  {rows[name]['speed_vs_tiny']:.2f}x the tiny "
+              f"UNet's speed (rounds: {low:.2f}-{high:.2f}x)")
+    share = 1 - statistics.median(s / t for s, t in zip(seconds["tiny, no attention, 4x latents"], tiny))
     print(f"attention's share of the tiny UNet's step: {share:.0%}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"batch": args.batch, "steps": args.steps, "threads": torch.get_num_threads(),
-                                    "layouts": rows, "attention_share": round(share, 3)}, indent=2))
+    args.out.write_text(json.dumps({"batch": args.batch, "steps": args.steps, "rounds": args.rounds,
+                                    "threads": torch.get_num_threads(), "layouts": rows,
+                                    "attention_share": round(share, 3)}, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ model name and those flags.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import platform
 from importlib import metadata
@@ -53,3 +54,20 @@ def environment() -> dict:
             "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "python": platform.python_version(),
             "machine": platform.machine(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             **cpu_description()}
+
+
+def folder_digest(folder: Path, skip: tuple[str, ...] = ()) -> str:
+    """SHA-256 over a data folder's files (relative path and bytes, in sorted order), skipping the
+    file names in `skip` (e.g. a settings file that records an absolute path).
+
+    Two machines that built the same clips, sample for sample, get the same digest, whatever the
+    folder is called; so a rerun that differs in its figures tells whether the data or the training
+    differed. Reads every file once (about a second for the offline experiment's 540 MB).
+    """
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in skip):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()

@@ -31,7 +31,7 @@ from tclap.data.negatives import RuleBackend
 from tclap.data.negatives_eval import evaluate_backend
 from tclap.data.orderfree import write_order_free_pairs
 from tclap.data.synth import SynthConfig, synthesize_world
-from tclap.environment import environment
+from tclap.environment import environment, folder_digest
 from tclap.errors import DataError
 from tclap.eval_suite import evaluate_models, read_test_sets
 from tclap.train import RunConfig, run
@@ -226,6 +226,8 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     metrics["wall_seconds"] = round(time.perf_counter() - wall, 1)
     metrics["seeds"], metrics["environment"] = list(cfg.seeds), environment()
     metrics["training"] = {"parallel_runs": cfg.parallel_runs, "threads_per_run": 1}
+    # mixup.json names the library by its absolute path; the clips and manifest are what the runs saw
+    metrics["data_digest"] = {"library": folder_digest(library), "mixup": folder_digest(mixup, skip=(SETTINGS,))}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "table.md").write_text(markdown(metrics))
     summary["metrics"] = metrics

@@ -121,9 +121,14 @@ def caption_mean_errors(latents: torch.Tensor, orders: list[tuple[str, ...]], sw
 
 @torch.no_grad()
 def encoded(pipe: AudioLDMPipeline, mixup_dir: str | Path, records: list[dict], batch: int = 64) -> torch.Tensor:
-    """(B, C, t, f) clean latents of the records' clips, scaled by the VAE's scaling factor, `batch` at a time."""
+    """(B, C, t, f) clean latents of the records' clips, scaled by the VAE's scaling factor, `batch` at a time.
+
+    Clips of different lengths (a folder `tclap mixup` did not write) are cut to the shortest: within a
+    batch as audio (`clip_audio`), across batches as latent frames, so t is the shortest clip's.
+    """
     parts = [clip_latents(pipe, clip_audio(mixup_dir, records[i:i + batch])) for i in range(0, len(records), batch)]
-    return torch.cat(parts) * pipe.vae.config.scaling_factor
+    frames = min(part.shape[2] for part in parts)
+    return torch.cat([part[:, :, :frames] for part in parts]) * pipe.vae.config.scaling_factor
 
 
 @torch.no_grad()

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from audioldm_cond.diagnosis import caption_mean_errors, clean_latent, timestep_errors
+from audioldm_cond.diagnosis import caption_mean_errors, clean_latent, encoded, timestep_errors
 from audioldm_cond.encoders import caption_embeds
 from audioldm_cond.pipeline import load_pipeline
 from tclap_demo.studio import SHIPPED
@@ -55,6 +55,19 @@ def test_a_unet_that_follows_its_caption_is_exact_only_under_it(pipe):
         assert row.target_mse == pytest.approx(0, abs=1e-8) and row.x0_mse == pytest.approx(0, abs=1e-8)
         a = float(alphas[row.timestep])  # zero v implies x0 = sqrt(a) * noisy: its error is known in expectation
         assert row.x0_mse_swapped == row.x0_mse_unconditional > 0.5 * ((1 - np.sqrt(a) ** 2) ** 2 + a * (1 - a))
+
+
+def test_clips_of_other_lengths_in_other_batches_are_cut_to_the_shortest(pipe, tmp_path):
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    for name, seconds in (("long.wav", 4.0), ("short.wav", 3.0)):
+        sf.write(tmp_path / name, 0.1 * rng.standard_normal(int(16000 * seconds)).astype(np.float32), 16000)
+    records = [{"audio": "long.wav"}, {"audio": "short.wav"}]
+    both = encoded(pipe, tmp_path, records, batch=1)  # one clip a batch: the lengths meet only at the end
+    short, long = encoded(pipe, tmp_path, records[1:]), encoded(pipe, tmp_path, records[:1])
+    assert both.shape == (2, *short.shape[1:]) and short.shape[2] < long.shape[2]
+    assert torch.equal(both[1], short[0]) and torch.equal(both[0], long[0, :, :short.shape[2]])
 
 
 def test_diagnose_command_on_the_shipped_pipeline(mixup_dir, tmp_path, capsys):

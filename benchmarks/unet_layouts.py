@@ -13,8 +13,8 @@ Each row changes one thing from the row above, so the ratios say what each chang
   - the same under bf16 autocast (`train.mixed_precision: bf16`): what bf16 would add. The shipped
     offline UNets were trained in fp32, so this row is a measurement of the option, not of them.
 Each step is forward, MSE backward and AdamW on random latents with a unit-norm 128-d condition.
-The layouts are timed in `--rounds` interleaved rounds (each round times every layout once), and each
-ratio is taken within its round, so a change of machine load between rounds moves numerator and
+The layouts are timed in `--rounds` interleaved rounds (each round times every layout once, starting
+one layout further on each round), and each ratio is taken within its round, so a change of machine load between rounds moves numerator and
 denominator together; the printed ratio is the median over rounds, with its range. Prints (and
 writes as JSON) seconds per step, training samples per second, parameters and the speed ratio to
 the tiny UNet.
@@ -82,20 +82,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=32, help="the shipped offline recipe's batch")
     parser.add_argument("--steps", type=int, default=5, help="timed steps per layout and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (at least 1)")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/unet_layouts.json"))
     args = parser.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        parser.error("--rounds and --steps: at least 1")
     models = {name: (unet.train(), shape, bf16) for name, (unet, shape, bf16) in layouts().items()}
+    names = list(models)
     seconds = {name: [] for name in models}
-    for _ in range(args.rounds):
-        for name, (unet, shape, bf16) in models.items():
+    for round_ in range(args.rounds):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            unet, shape, bf16 = models[name]
             seconds[name].append(time_steps(unet, shape, args.batch, args.steps, bf16))
     tiny = seconds["tiny, 4x latents"]
     rows = {}
     for name, (unet, shape, _) in models.items():
         ratios = [t / s for t, s in zip(tiny, seconds[name])]
         median = statistics.median(seconds[name])
-        rows[name] = {"latents": [CHANNELS, *shape], "seconds_per_step": [round(s, 4) for s in seconds[name]],
+        rows[name] = {"latents": [CHANNELS, *shape], "seconds_per_step": round(median, 4),
+                      "seconds_per_step_by_round": [round(s, 4) for s in seconds[name]],
                       "samples_per_second": round(args.batch / median, 1),
                       "parameters": sum(p.numel() for p in unet.parameters()),
                       "speed_vs_tiny": round(statistics.median(ratios), 2),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
 
@@ -56,18 +57,23 @@ def environment() -> dict:
             **cpu_description()}
 
 
-def folder_digest(folder: Path, skip: tuple[str, ...] = ()) -> str:
-    """SHA-256 over a data folder's files (relative path and bytes, in sorted order), skipping the
-    file names in `skip` (e.g. a settings file that records an absolute path).
 
-    Two machines that built the same clips, sample for sample, get the same digest, whatever the
-    folder is called; so a rerun that differs in its figures tells whether the data or the training
-    differed. Reads every file once (about a second for the offline experiment's 540 MB).
+def files_digest(root: Path, paths: Iterable[Path]) -> str | None:
+    """SHA-256 over data files: each file's path relative to `root` (POSIX form), its size and its
+    bytes, in the order of those relative paths as strings.
+
+    Two machines that built the same clips, sample for sample, get the same digest, wherever the
+    folder lies; so a rerun that differs in its figures tells whether the data or the training
+    differed. Reads every file once (about a second for the offline experiment's 540 MB). None when a
+    file cannot be read (the record never fails a run).
     """
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name not in skip):
-        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
-        with path.open("rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+    try:
+        for name, path in sorted((p.relative_to(root).as_posix(), p) for p in paths):
+            digest.update(f"{name}\0{path.stat().st_size}\0".encode())
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+    except OSError:
+        return None
     return digest.hexdigest()

@@ -120,15 +120,15 @@ def t_classify_breakdown(e: dict[str, torch.Tensor], records: list[dict]) -> dic
     Subgroups: phrasing seen / unseen in training, before/after phrasings, number of events and, where
     the records say it (`word_order_reversed`, manifests since 2026-11), captions that name the events
     against their time order ("{1} after {0}"), overall and among the unseen phrasings, beside the
-    unseen ones that name them in time order. A text tower that has never met an unseen phrasing's
-    words can only fall back on the order of mention: right on the latter, wrong on the former.
+    unseen ones that name them in time order. A text tower that goes by the order of mention on the
+    unseen phrasings is right on the latter and wrong on the former.
     Keys: `tclassify_t2a`, `tclassify_a2t`, `compa_text`, `compa_audio`, `compa_group` (%), and the item
     count `n_items`, each with a subgroup suffix (`_seen_phrasing`, `_unseen_phrasing`, `_before_after`,
     `_2_events`, ..., `_reversed_wording`, `_unseen_reversed_wording`, `_unseen_time_order_wording`)
     for the subgroups; an empty subgroup has no keys.
 
     Args:
-        e: `embed_rows` / `embed_rows` output for the split's clips, in manifest order.
+        e: `embed_rows` output for the split's clips, in manifest order.
         records: their manifest records (`phrasing_seen`, `before_after`, `n_events`, optionally
             `word_order_reversed`).
     """

@@ -31,7 +31,7 @@ from tclap.data.negatives import RuleBackend
 from tclap.data.negatives_eval import evaluate_backend
 from tclap.data.orderfree import write_order_free_pairs
 from tclap.data.synth import SynthConfig, synthesize_world
-from tclap.environment import environment, folder_digest
+from tclap.environment import environment, files_digest
 from tclap.errors import DataError
 from tclap.eval_suite import evaluate_models, read_test_sets
 from tclap.train import RunConfig, run
@@ -203,6 +203,11 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     mixup = out / "mixup"
     report = build_mixup(library, mixup, section(MixupConfig, config, "mixup", {"clips": clips}), workers=workers)
     summary["mixup"] = {"clips_per_split": dict(report.per_split), "skipped_files": len(report.skipped_files)}
+    # what the runs see: the library's meta CSV and listed files, the clips and their manifest (not
+    # mixup.json, which names the library by its absolute path)
+    sounds = read_library(library)
+    data_digest = {"library": files_digest(library, [library / "meta" / "esc50.csv", *(f.path for f in sounds.files)]),
+                   "mixup": files_digest(mixup, [p for p in mixup.rglob("*") if p.is_file() and p.name != SETTINGS])}
     order_free = out / "orderfree_train.jsonl"
     if not order_free.exists():
         write_order_free_pairs(mixup, order_free)
@@ -215,7 +220,7 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
 
     # Zero-shot on the library's test folds only: the baseline saw the other folds' files.
     settings = json.loads((mixup / SETTINGS).read_text())
-    test_folds = assign_folds(read_library(library).folds, settings["test_folds"], settings["val_folds"])["test"]
+    test_folds = assign_folds(sounds.folds, settings["test_folds"], settings["val_folds"])["test"]
     sets = read_test_sets(mixup=mixup, split="test", zeroshot=library, zeroshot_layout="esc50")
     sets.zeroshot_clips = [c for c in sets.zeroshot_clips if c.fold in test_folds]
     dirs = [d for m in MODELS for d in finals[m]]
@@ -226,8 +231,7 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     metrics["wall_seconds"] = round(time.perf_counter() - wall, 1)
     metrics["seeds"], metrics["environment"] = list(cfg.seeds), environment()
     metrics["training"] = {"parallel_runs": cfg.parallel_runs, "threads_per_run": 1}
-    # mixup.json names the library by its absolute path; the clips and manifest are what the runs saw
-    metrics["data_digest"] = {"library": folder_digest(library), "mixup": folder_digest(mixup, skip=(SETTINGS,))}
+    metrics["data_digest"] = data_digest
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     (out / "table.md").write_text(markdown(metrics))
     summary["metrics"] = metrics

@@ -111,6 +111,8 @@ def test_offline_experiment_runs_end_to_end_on_small_settings(tmp_path, capsys):
     from importlib.metadata import version  # the record's versions are the installed ones
     assert metrics["environment"]["packages"]["torch"] == version("torch")
     assert metrics["environment"]["torch_threads"] == __import__("torch").get_num_threads()
+    digests = metrics["data_digest"]
+    assert set(digests) == {"library", "mixup"} and all(len(d) == 64 for d in digests.values())
     assert (tmp_path / "run" / "seed1" / "control" / "final" / "config.json").exists()
     control = json.loads((tmp_path / "run" / "seed1" / "control" / "run_config.json").read_text())
     assert control["config"]["loss"]["temporal_weight"] == 0

@@ -1,5 +1,7 @@
 """The run record names the CPU that chose the kernels, not only torch's dispatch level."""
-from tclap.environment import cpu_description, environment
+import hashlib
+
+from tclap.environment import cpu_description, environment, files_digest
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -27,19 +29,16 @@ def test_environment_carries_the_cpu_description():
     assert {"cpu_model", "cpu_flags", "cpu_capability", "torch_threads"} <= set(record)
 
 
-def test_folder_digest_follows_content_and_relative_paths_not_the_folder(tmp_path):
-    import hashlib
 
-    from tclap.environment import folder_digest
-
+def test_files_digest_follows_names_sizes_and_bytes_not_the_folder(tmp_path):
     for root in ("a", "b"):
         (tmp_path / root / "audio").mkdir(parents=True)
         (tmp_path / root / "audio" / "x.wav").write_bytes(b"\x00\x01")
         (tmp_path / root / "manifest.jsonl").write_text("{}\n")
-        (tmp_path / root / "settings.json").write_text(f'{{"library": "{tmp_path / root}"}}')
-    expected = hashlib.sha256(b"audio/x.wav\0" + b"\x00\x01" + b"manifest.jsonl\0" + b"{}\n").hexdigest()
-    assert folder_digest(tmp_path / "a", skip=("settings.json",)) == expected
-    assert folder_digest(tmp_path / "b", skip=("settings.json",)) == expected
-    assert folder_digest(tmp_path / "a") != folder_digest(tmp_path / "b")  # the absolute path differs
+    files = ["manifest.jsonl", "audio/x.wav"]  # given in any order, hashed in sorted order of the names
+    expected = hashlib.sha256(b"audio/x.wav\x002\x00" + b"\x00\x01" + b"manifest.jsonl\x003\x00" + b"{}\n").hexdigest()
+    assert files_digest(tmp_path / "a", [tmp_path / "a" / f for f in files]) == expected
+    assert files_digest(tmp_path / "b", [tmp_path / "b" / f for f in reversed(files)]) == expected
     (tmp_path / "b" / "audio" / "x.wav").write_bytes(b"\x00\x02")
-    assert folder_digest(tmp_path / "b", skip=("settings.json",)) != expected
+    assert files_digest(tmp_path / "b", [tmp_path / "b" / f for f in files]) != expected
+    assert files_digest(tmp_path / "a", [tmp_path / "a" / "gone.wav"]) is None  # unreadable: no digest, no error

@@ -88,6 +88,14 @@ def test_breakdown_by_word_order_where_the_records_give_it():
     assert "tclassify_a2t_unseen_time_order_wording" not in result
 
 
+def test_the_main_jobs_headline_t_classify_names_are_breakdown_keys():
+    from tclap.experiment import HEADLINE
+
+    records = [{**r, "word_order_reversed": i in (1, 2)} for i, r in enumerate(RECORDS)]
+    wanted = {key for key in HEADLINE.values() if key.startswith("tclassify_")}
+    assert wanted <= t_classify_breakdown(hand_built(), records).keys()
+
+
 def test_empty_subgroups_and_scores_without_items_are_left_out():
     records = [{**r, "before_after": False} for r in RECORDS]
     e = hand_built()

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +22,10 @@ def test_finish_skips_the_teardown_only_in_multi_process_runs(world_size, teardo
     assert "run written" in done.stdout  # flushed before os._exit, though print did not flush
     assert ("teardown ran" in done.stdout) is teardown
 
+
+def test_a_failed_multi_process_run_still_exits_with_its_error_status(tmp_path):
+    script = Path(__file__).parent.parent / "train_tclap.py"
+    env = {**os.environ, "WORLD_SIZE": "2"}
+    done = subprocess.run([sys.executable, str(script), "--config", str(tmp_path / "missing.yaml")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 2 and "missing.yaml" in done.stderr

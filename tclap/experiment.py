@@ -109,6 +109,11 @@ def environment_variables(values: dict[str, str]):
                 os.environ[name] = value
 
 
+def announce(stage: str) -> None:
+    """One line per stage, so the progress bars can be told apart."""
+    print(f"== tclap experiment: {stage}", flush=True)
+
+
 def train_stages(stages: list[tuple[str, Path, dict]], parallel_runs: int) -> list[tuple[Path, float, int]]:
     """`train_stage` for each (run config, out dir, overrides), `parallel_runs` at a time, each in a fresh
     process at one thread (so the digits do not depend on the machine's core count, and no accelerate
@@ -129,9 +134,11 @@ def train_models(out: Path, mixup: Path, order_free: Path, cfg: ExperimentConfig
     """Baselines for every seed, then T-CLAP and the control for every seed: ({model: [final dirs]},
     {model: [seconds]}, {model: steps})."""
     data = {"positive_only": [str(order_free)]}
+    announce(f"the baseline CLAPs of seeds {cfg.seeds}, {cfg.parallel_runs} runs at a time")
     baselines = train_stages([(cfg.baseline, out / f"seed{seed}" / "baseline", {
         "model": {"init": "tiny"}, "data": {**data, "validation": str(mixup)},
         "train": {"seed": seed, "steps": cfg.baseline_steps}}) for seed in cfg.seeds], cfg.parallel_runs)
+    announce("T-CLAP and the λ = 0 control, fine-tuned from each seed's baseline")
     fine_tuned = train_stages([(cfg.tclap, out / f"seed{seed}" / name, {
         "model": {"init": str(baseline[0])}, "data": {**data, "mixup": str(mixup)},
         "loss": {"temporal_weight": weight}, "train": {"seed": seed, "steps": cfg.tclap_steps}})
@@ -197,10 +204,12 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     summary: dict = {"config": str(config)}
 
     if library is None:
+        announce("the synthesised sound world")
         library = out / "world"
         if not (library / "meta" / "esc50.csv").exists():
             synthesize_world(library, section(SynthConfig, config, "synth", {}))
     mixup = out / "mixup"
+    announce(f"mixed-up clips from {library}")
     report = build_mixup(library, mixup, section(MixupConfig, config, "mixup", {"clips": clips}), workers=workers)
     summary["mixup"] = {"clips_per_split": dict(report.per_split), "skipped_files": len(report.skipped_files)}
     # what the runs see: the library's meta CSV and listed files, the clips and their manifest (not
@@ -212,12 +221,14 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     if not order_free.exists():
         write_order_free_pairs(mixup, order_free)
 
+    announce("the rule-based negative captions, scored on the labelled caption set")
     negatives = evaluate_backend(RuleBackend())
     (out / "negatives_eval.json").write_text(json.dumps(negatives, indent=2))
     summary["rule_negatives"] = {k: negatives[k] for k in ("precision", "coverage", "false_swaps", "items")}
 
     finals, seconds, steps = train_models(out, mixup, order_free, cfg)
 
+    announce("evaluation of every model on the test split")
     # Zero-shot on the library's test folds only: the baseline saw the other folds' files.
     settings = json.loads((mixup / SETTINGS).read_text())
     test_folds = assign_folds(sounds.folds, settings["test_folds"], settings["val_folds"])["test"]

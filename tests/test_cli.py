@@ -98,6 +98,7 @@ def test_offline_experiment_runs_end_to_end_on_small_settings(tmp_path, capsys):
             "--seeds", 0, 1, "--baseline-steps", 2, "--tclap-steps", 2)
     out = run(capsys, *args)
     assert "| tclap |" in out
+    assert "== tclap experiment: T-CLAP and the λ = 0 control" in out  # each stage says what runs
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["mixup"]["clips_per_split"] == {"train": 48, "val": 6, "test": 6}
     assert 0 < summary["rule_negatives"]["precision"] <= 1

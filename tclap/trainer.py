@@ -200,10 +200,15 @@ class Trainer:
             epoch, skip = epoch + 1, 0
 
     def _update_ema(self) -> None:
-        decay = self.cfg.ema_decay
+        """EMA of the parameters; buffers (BatchNorm's running statistics) are copied, as timm's
+        ModelEmaV3 does, so the exported model normalises with the statistics its weights were
+        trained with, not the starting model's."""
+        decay, live = self.cfg.ema_decay, self.accelerator.unwrap_model(self.model)
         with torch.no_grad():
-            for ema, param in zip(self.ema.parameters(), self.accelerator.unwrap_model(self.model).parameters()):
+            for ema, param in zip(self.ema.parameters(), live.parameters()):
                 ema.lerp_(param.detach(), 1 - decay)
+            for ema, buffer in zip(self.ema.buffers(), live.buffers()):
+                ema.copy_(buffer)
 
     def fit(self, resume: str | None = None) -> Path:
         """Train to `cfg.steps`; returns the exported final model directory (`output_dir/final`)."""

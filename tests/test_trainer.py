@@ -117,6 +117,18 @@ def test_ema_is_what_gets_exported(tmp_path):
     assert any(not torch.equal(live[k], ema[k]) for k in live)
 
 
+def test_the_exported_ema_keeps_the_live_batchnorm_statistics(tmp_path):
+    toy = parts()
+    torch.manual_seed(0)
+    toy.model.net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 1))
+    start = {k: v.clone() for k, v in toy.model.state_dict().items()}
+    final = Trainer(config(tmp_path, ema_decay=0.9), toy).fit()
+    live, ema = final_weights(checkpoints(tmp_path)[-1] / "model"), final_weights(final)
+    for name in ("net.1.running_mean", "net.1.running_var", "net.1.num_batches_tracked"):
+        assert torch.equal(ema[name], live[name]) and not torch.equal(ema[name], start[name]), name
+    assert not torch.equal(ema["net.0.weight"], live["net.0.weight"])  # the weights are still averaged
+
+
 def test_a_spent_time_budget_stops_at_a_log_step_and_resume_goes_on_exactly(tmp_path):
     straight = Trainer(config(tmp_path / "a"), parts()).fit()
     ticks = iter(range(0, 10_000, 60))  # a clock that moves one minute per reading

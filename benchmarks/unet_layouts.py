@@ -14,8 +14,9 @@ Each row changes one thing from the row above, so the ratios say what each chang
     offline UNets were trained in fp32, so this row is a measurement of the option, not of them.
 Each step is forward, MSE backward and AdamW on random latents with a unit-norm 128-d condition.
 The layouts are timed in `--rounds` interleaved rounds (each round times every layout once, starting
-one layout further on each round), and each ratio is taken within its round, so a change of machine load between rounds moves numerator and
-denominator together; the printed ratio is the median over rounds, with its range. Prints (and
+one layout further on each round), and each ratio is taken within its round, so a change of machine
+load between rounds moves numerator and denominator together; the printed ratio is the median over
+rounds, with its range. Prints (and
 writes as JSON) seconds per step, training samples per second, parameters and the speed ratio to
 the tiny UNet.
 

@@ -57,7 +57,6 @@ def environment() -> dict:
             **cpu_description()}
 
 
-
 def files_digest(root: Path, paths: Iterable[Path]) -> str | None:
     """SHA-256 over data files: each file's path relative to `root` (POSIX form), its size and its
     bytes, in the order of those relative paths as strings.

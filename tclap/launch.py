@@ -48,12 +48,12 @@ def finish() -> NoReturn:
 
     In any multi-process run (`WORLD_SIZE` > 1, set by `accelerate launch` / torchrun; the abort was
     seen with gloo, and skipping the teardown is harmless once the Trainer has written its files and
-    destroyed the process group), torch can abort a process during interpreter teardown ("terminate called without an active
-    exception", SIGABRT, no Python frame) even after `destroy_process_group`, which makes the launcher
-    fail a run that finished: 3 of 10 two-process CPU runs under load with torch 2.13 here, 0 of 60
-    when leaving as below (an upstream issue: pytorch/pytorch#190489; the atexit fix #179291 was
-    abandoned). So such a process flushes its logs and streams and leaves with `os._exit(0)`, skipping
-    the teardown; a single process exits normally.
+    destroyed the process group), torch can abort a process during interpreter teardown ("terminate
+    called without an active exception", SIGABRT, no Python frame) even after
+    `destroy_process_group`, which makes the launcher fail a run that finished: 3 of 10 two-process
+    CPU runs under load with torch 2.13 here, 0 of 60 when leaving as below (an upstream issue:
+    pytorch/pytorch#190489; the atexit fix #179291 was abandoned). So such a process flushes its logs
+    and streams and leaves with `os._exit(0)`, skipping the teardown; a single process exits normally.
     """
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         logging.shutdown()

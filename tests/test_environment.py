@@ -29,7 +29,6 @@ def test_environment_carries_the_cpu_description():
     assert {"cpu_model", "cpu_flags", "cpu_capability", "torch_threads"} <= set(record)
 
 
-
 def test_files_digest_follows_names_sizes_and_bytes_not_the_folder(tmp_path):
     for root in ("a", "b"):
         (tmp_path / root / "audio").mkdir(parents=True)

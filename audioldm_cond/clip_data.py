@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import ConcatDataset, DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from audioldm_cond.mel import LOG_FLOOR, AudioLdmMel
-from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, MixupClips
+from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, EpochConcatDataset, MixupClips
 from tclap.errors import DataError
 
 
@@ -30,12 +30,8 @@ class ClipDataConfig:
     val_clips: int = 200                                # validation uses the first ones
 
 
-class Clips(ConcatDataset):
-    """Several clip datasets as one, passing `set_epoch` on so random crops change per epoch."""
-
-    def set_epoch(self, epoch: int) -> None:
-        for dataset in self.datasets:
-            dataset.set_epoch(epoch)
+class Clips(EpochConcatDataset):
+    """The clip datasets of an AudioLDM run as one; `set_epoch` reaches each, so random crops change per epoch."""
 
 
 class Oversampled(Subset):

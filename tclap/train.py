@@ -14,10 +14,10 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import ConcatDataset, DataLoader
+from torch.utils.data import DataLoader
 
-from tclap.data.datasets import (AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips,
-                                 mixup_rows)
+from tclap.data.datasets import (AudioTextCollator, AudioWindow, CaptionPairs, EpochConcatDataset, MixedBatchSampler,
+                                 MixupClips, mixup_rows)
 from tclap.errors import DataError
 from tclap.evaluation import t_classify
 from tclap.losses import LossConfig, TclapLoss
@@ -32,6 +32,8 @@ class DataConfig:
     positive_only: list[str] = field(default_factory=list)      # manifests of audio-caption pairs
     batch_mix: dict[str, float] = field(default_factory=lambda: {"positive_only": 4, "temporal": 1})
     validation: str | None = None   # mixed-up clip folder whose val split is scored in training (default: mixup)
+    word_insertion: float = 0.0     # probability that a training caption gets a random word (tclap.data.augment)
+    word_insertion_from: int = 0    # ... from this epoch on
 
 
 @dataclass
@@ -62,10 +64,11 @@ class EncoderWithLoss(nn.Module):
 
 def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[list, list]:
     """(positive-only datasets, temporal datasets) for the training split."""
-    positive = [CaptionPairs(p, window, positive_only=True, seed=seed) for p in cfg.positive_only]
-    temporal = [CaptionPairs(p, window, temporal_only=True, seed=seed) for p in cfg.temporal_captions]
+    kw = {"seed": seed, "word_insertion": cfg.word_insertion, "word_insertion_from": cfg.word_insertion_from}
+    positive = [CaptionPairs(p, window, positive_only=True, **kw) for p in cfg.positive_only]
+    temporal = [CaptionPairs(p, window, temporal_only=True, **kw) for p in cfg.temporal_captions]
     if cfg.mixup:
-        temporal.append(MixupClips(cfg.mixup, "train", window, seed=seed))
+        temporal.append(MixupClips(cfg.mixup, "train", window, **kw))
     if not positive and not temporal:
         raise DataError("data: no training data (set data.mixup, data.temporal_captions or data.positive_only)")
     return positive, temporal
@@ -94,7 +97,7 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
         getattr(model, name).requires_grad_(False)
     sampler = MixedBatchSampler(sum(map(len, positive)), sum(map(len, temporal)), cfg.train.batch_size,
                                 cfg.data.batch_mix, seed=seed)
-    loader = DataLoader(ConcatDataset(positive + temporal), batch_sampler=sampler,
+    loader = DataLoader(EpochConcatDataset(positive + temporal), batch_sampler=sampler,
                         collate_fn=AudioTextCollator(processor.tokenizer), num_workers=cfg.train.num_workers)
     return EncoderWithLoss(ClapEncoder(model, processor), TclapLoss(cfg.loss)), loader, processor
 

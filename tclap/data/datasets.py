@@ -15,9 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import ConcatDataset, Dataset, Sampler
 
 from tclap.audio import fit_length, load_audio
+from tclap.data.augment import insert_random_word
 from tclap.data.mixup import MANIFEST, read_manifest
 from tclap.csv_rows import csv_rows, jsonl_rows
 from tclap.errors import DataError
@@ -53,10 +54,19 @@ class AudioWindow:
 
 
 class _AudioTextDataset(Dataset):
-    """Shared loading: rows of (id, audio path, caption, negative caption, negative audio path)."""
+    """Shared loading: rows of (id, audio path, caption, negative caption, negative audio path).
 
-    def __init__(self, rows: list[dict], window: AudioWindow, seed: int = 0):
+    With `word_insertion` p > 0, a sample's caption gets a random word with probability p, drawn anew
+    each epoch from epoch `word_insertion_from` on, and its negative caption the same word at the same
+    place (`tclap.data.augment`); p = 0 leaves both as they are.
+    """
+
+    def __init__(self, rows: list[dict], window: AudioWindow, seed: int = 0, word_insertion: float = 0.0,
+                 word_insertion_from: int = 0):
+        if not 0.0 <= word_insertion <= 1.0:
+            raise DataError(f"data.word_insertion: a probability in [0, 1], got {word_insertion}")
         self.rows, self.window, self.seed = rows, window, seed
+        self.word_insertion, self.word_insertion_from = word_insertion, word_insertion_from
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -73,9 +83,23 @@ class _AudioTextDataset(Dataset):
             signals = self.window(paths, rng)
         except DataError as error:
             return {"id": row["id"], "error": str(error)}
-        return {"id": row["id"], "audio": signals[0], "caption": row["caption"],
-                "neg_caption": row.get("neg_caption"),
+        caption, neg_caption = row["caption"], row.get("neg_caption")
+        if self.word_insertion and self.epoch >= self.word_insertion_from:
+            words = np.random.default_rng([self.seed, self.epoch, index, 1])
+            if words.random() < self.word_insertion:
+                caption, neg_caption = insert_random_word(caption, words, twin=neg_caption)
+        return {"id": row["id"], "audio": signals[0], "caption": caption, "neg_caption": neg_caption,
                 "neg_audio": signals[1] if len(signals) > 1 else None}
+
+
+class EpochConcatDataset(ConcatDataset):
+    """A ConcatDataset that passes `set_epoch` on to its parts, so their crops and caption insertions
+    change per epoch (torch's ConcatDataset has no `set_epoch`, and the trainer and accelerate only call
+    the outer dataset's)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        for dataset in self.datasets:
+            dataset.set_epoch(epoch)
 
 
 def mixup_rows(root: str | Path, split: str | None) -> tuple[list[dict], list[dict]]:
@@ -90,11 +114,12 @@ def mixup_rows(root: str | Path, split: str | None) -> tuple[list[dict], list[di
 class MixupClips(_AudioTextDataset):
     """Mixed-up clips of one split, each with a negative caption and a negative audio."""
 
-    def __init__(self, root: str | Path, split: str, window: AudioWindow, seed: int = 0):
+    def __init__(self, root: str | Path, split: str, window: AudioWindow, seed: int = 0,
+                 word_insertion: float = 0.0, word_insertion_from: int = 0):
         rows, self.records = mixup_rows(root, split)
         if not rows:
             raise DataError(f"{Path(root) / MANIFEST}: no clips in split {split!r}")
-        super().__init__(rows, window, seed)
+        super().__init__(rows, window, seed, word_insertion, word_insertion_from)
 
 
 def read_pairs(path: str | Path, audio_root: str | Path | None = None) -> list[dict]:
@@ -126,13 +151,14 @@ class CaptionPairs(_AudioTextDataset):
     """Audio-caption pairs; with `temporal_only`, just the rows that have a negative caption."""
 
     def __init__(self, path: str | Path, window: AudioWindow, audio_root: str | Path | None = None,
-                 temporal_only: bool = False, positive_only: bool = False, seed: int = 0):
+                 temporal_only: bool = False, positive_only: bool = False, seed: int = 0,
+                 word_insertion: float = 0.0, word_insertion_from: int = 0):
         rows = read_pairs(path, audio_root)
         if temporal_only:
             rows = [r for r in rows if r["neg_caption"]]
         if positive_only:
             rows = [{**r, "neg_caption": None} for r in rows]
-        super().__init__(rows, window, seed)
+        super().__init__(rows, window, seed, word_insertion, word_insertion_from)
 
 
 def temporal_count(ratio: dict[str, float], batch_size: int) -> int:
@@ -142,7 +168,7 @@ def temporal_count(ratio: dict[str, float], batch_size: int) -> int:
 
 
 class MixedBatchSampler(Sampler[list[int]]):
-    """Batches over ConcatDataset([positive_only, temporal]) with a fixed mix inside every batch.
+    """Batches over EpochConcatDataset([positive_only, temporal]) with a fixed mix inside every batch.
 
     An epoch is one pass over the positive-only set (the large one); the temporal set cycles,
     reshuffled at each pass. With no positive-only set, an epoch is one pass over the temporal set.

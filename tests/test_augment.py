@@ -27,25 +27,34 @@ def test_one_word_of_letters_lands_in_any_gap_and_the_rest_is_kept():
         assert set(word) <= set(string.ascii_lowercase)
         gaps.add(gap), lengths.add(len(word))
     assert gaps == {0, 1, 2, 3, 4} and lengths == {3, 4, 5}   # both ends count, the length range is inclusive
-    assert insert_random_word(caption, np.random.default_rng(7)) == insert_random_word(caption, np.random.default_rng(7))
+    draw = insert_random_word(caption, np.random.default_rng(7))
+    assert draw == insert_random_word(caption, np.random.default_rng(7))
 
 
-@pytest.mark.parametrize("caption, twin", [("siren and then knock", "knock and then siren"),
-                                           ("drum roll after drum", "drum after drum roll")])
-def test_the_twin_gets_the_same_word_before_the_same_word(caption, twin):
+# for each gap of the caption (0 = before its first word), where the twin gets the word: written by hand
+TWIN_BY_GAP = [
+    ("siren and then knock", "knock and then siren",
+     ["knock and then W siren", "knock W and then siren", "knock and W then siren", "W knock and then siren",
+      "knock and then siren W"]),
+    ("first dog bark, then siren", "first siren, then dog bark",   # "bark," is "bark" to the twin
+     ["W first siren, then dog bark", "first siren, then W dog bark", "first siren, then dog W bark",
+      "first siren, W then dog bark", "first W siren, then dog bark", "first siren, then dog bark W"]),
+    ("drum roll after drum", "drum after drum roll",               # the k-th "drum" stays the k-th
+     ["W drum after drum roll", "drum after drum W roll", "drum W after drum roll", "drum after W drum roll",
+      "drum after drum roll W"]),
+]
+
+
+@pytest.mark.parametrize("caption, twin, expected", TWIN_BY_GAP)
+def test_the_twin_gets_the_same_word_before_the_same_word(caption, twin, expected):
     rng = np.random.default_rng(1)
-    for _ in range(100):
+    seen = set()
+    for _ in range(200):
         out, out_twin = insert_random_word(caption, rng, twin=twin)
         gap, word = _inserted(caption, out)
-        twin_gap, twin_word = _inserted(twin, out_twin)
-        assert twin_word == word
-        words, twin_words = caption.split(" "), twin.split(" ")
-        if gap == len(words):
-            assert twin_gap == len(twin_words)
-        else:   # the same occurrence of the same word follows it ("drum" twice: the k-th stays the k-th)
-            anchor = words[gap]
-            assert twin_words[twin_gap] == anchor
-            assert twin_words[:twin_gap].count(anchor) == words[:gap].count(anchor)
+        assert out_twin == expected[gap].replace("W", word)
+        seen.add(gap)
+    assert seen == set(range(len(expected)))
 
 
 def test_a_twin_without_the_word_gets_it_at_a_gap_of_its_own():
@@ -54,6 +63,19 @@ def test_a_twin_without_the_word_gets_it_at_a_gap_of_its_own():
         out, out_twin = insert_random_word("a knock before a beep", rng, twin="the beep after the knock")
         _, word = _inserted("a knock before a beep", out)
         assert _inserted("the beep after the knock", out_twin)[1] == word
+
+
+def test_a_missing_or_empty_twin_is_passed_through():
+    for twin in (None, ""):
+        assert insert_random_word("a knock", np.random.default_rng(3), twin=twin)[1] == twin
+
+
+def test_the_same_sample_and_epoch_draw_the_same_words(mixup_dir):
+    """A resumed run sees the captions the interrupted one would have."""
+    window = AudioWindow(16000, 1.0, train=True)
+    one, other = (MixupClips(mixup_dir, "train", window, seed=5, word_insertion=1.0) for _ in range(2))
+    one.set_epoch(3), other.set_epoch(3)
+    assert [one[i]["caption"] for i in range(len(one))] == [other[i]["caption"] for i in range(len(other))]
 
 
 def test_training_captions_get_words_at_the_rate_asked_anew_each_epoch(mixup_dir):
@@ -78,7 +100,8 @@ def test_training_captions_get_words_at_the_rate_asked_anew_each_epoch(mixup_dir
 def test_insertions_start_at_their_epoch_in_every_part_of_a_concatenation(mixup_dir):
     """torch's ConcatDataset has no set_epoch: without passing it on, every epoch would see epoch 0's draws."""
     window = AudioWindow(16000, 1.0, train=True)
-    parts = [MixupClips(mixup_dir, split, window, word_insertion=1.0, word_insertion_from=2) for split in ("train", "val")]
+    parts = [MixupClips(mixup_dir, split, window, word_insertion=1.0, word_insertion_from=2)
+             for split in ("train", "val")]
     data = EpochConcatDataset(parts)
     last = len(data) - 1
     data.set_epoch(1)

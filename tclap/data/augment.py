@@ -20,32 +20,39 @@ def insert_random_word(caption: str, rng: np.random.Generator, twin: str | None 
                        length: tuple[int, int] = (3, 8)) -> tuple[str, str | None]:
     """`caption` with one word of random lowercase letters inserted at a random word gap, and its twin.
 
-    The twin (the order-swapped caption) gets the same word before the same word of it (the same
-    occurrence), or at its end when the caption's gap is the end, so the two still differ only in
-    order; when the twin lacks that word, at a random gap of its own.
+    The twin (the order-swapped caption) gets the same word before the same word of it (its k-th
+    occurrence if the caption's is its k-th; punctuation ignored, so "dog," matches "dog"), or at its
+    end when the caption's gap is the end, so the made-up word stays with the word it preceded; when the
+    twin lacks that word (a rewritten negative: "before" for "after"), at a random gap of its own.
 
     Args:
         caption: words separated by single spaces.
         rng: source of the gap, the word length (uniform in `length`, inclusive) and the letters.
-        twin: the caption's order-swapped twin, or None.
+        twin: the caption's order-swapped twin; None or "" is passed through unchanged.
         length: (shortest, longest) inserted word, in letters.
 
     Returns:
-        (caption, twin) with the word inserted; the twin stays None when none was given.
+        (caption, twin) with the word inserted in both.
     """
     words = caption.split(" ")
     gap = int(rng.integers(len(words) + 1))
     word = "".join(rng.choice(LETTERS, int(rng.integers(length[0], length[1] + 1))))
-    if twin is None:
-        return _insert(words, gap, word), None
+    if not twin:
+        return _insert(words, gap, word), twin
     twin_words = twin.split(" ")
     if gap == len(words):
         twin_gap = len(twin_words)
     else:
-        anchor, occurrence = words[gap], words[:gap].count(words[gap])
-        where = [i for i, w in enumerate(twin_words) if w == anchor]
+        bare, twin_bare = [_bare(w) for w in words], [_bare(w) for w in twin_words]
+        anchor = bare[gap]
+        where = [i for i, w in enumerate(twin_bare) if w == anchor]
+        occurrence = bare[:gap].count(anchor)
         twin_gap = where[occurrence] if occurrence < len(where) else int(rng.integers(len(twin_words) + 1))
     return _insert(words, gap, word), _insert(twin_words, twin_gap, word)
+
+
+def _bare(word: str) -> str:
+    return word.strip(string.punctuation)
 
 
 def _insert(words: list[str], gap: int, word: str) -> str:

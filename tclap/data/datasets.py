@@ -57,8 +57,8 @@ class _AudioTextDataset(Dataset):
     """Shared loading: rows of (id, audio path, caption, negative caption, negative audio path).
 
     With `word_insertion` p > 0, a sample's caption gets a random word with probability p, drawn anew
-    each epoch from epoch `word_insertion_from` on, and its negative caption the same word at the same
-    place (`tclap.data.augment`); p = 0 leaves both as they are.
+    each epoch from epoch `word_insertion_from` on, and its negative caption the same word before the
+    same word (`tclap.data.augment`); p = 0 leaves both as they are.
     """
 
     def __init__(self, rows: list[dict], window: AudioWindow, seed: int = 0, word_insertion: float = 0.0,

@@ -134,3 +134,12 @@ def test_evaluate_scores_t_classify_like_an_independent_hf_computation(run_confi
     assert ours["tclassify_t2a"] == pytest.approx(t2a, abs=100 / len(records) + 1e-9)  # one near-tie may flip
     assert ours["tclassify_a2t"] == pytest.approx(a2t, abs=100 / len(records) + 1e-9)
     assert ours["n_items"] == len(records) == ours["n_seen_phrasing"] + ours["n_unseen_phrasing"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "configs" / "tclap").glob("*.yaml")))
+def test_every_shipped_tclap_config_is_a_valid_run_config(name):
+    from tclap.config import read_run_config
+    from tclap.train import RunConfig
+
+    cfg = read_run_config(RunConfig, ROOT / "configs" / "tclap" / name, [])
+    assert cfg.train.steps > 0 and 0.0 <= cfg.data.word_insertion <= 1.0

@@ -159,6 +159,13 @@ def test_mixed_precision_no_survives_yaml_and_others_are_refused():
         TrainConfig(mixed_precision="fp32")
 
 
+@pytest.mark.parametrize("name", ["steps", "validate_every", "checkpoint_every", "log_every", "grad_accum"])
+def test_counts_below_one_are_refused_by_name(name):
+    """They divide the step count; 0 stopped a run at step 1 with a ZeroDivisionError."""
+    with pytest.raises(DataError, match=f"train.{name}: a whole number >= 1, got 0"):
+        TrainConfig(**{name: 0})
+
+
 def test_lr_multipliers_scale_the_step_of_the_matching_parameters(tmp_path):
     """Adam's first update moves every parameter with a gradient by lr (m / sqrt(v) = sign(g))."""
     start = {k: v.clone() for k, v in Toy().state_dict().items()}

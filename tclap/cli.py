@@ -112,7 +112,7 @@ def _convert_laion(args: argparse.Namespace) -> None:
 def _order_free_pairs(args: argparse.Namespace) -> None:
     from tclap.data.orderfree import write_order_free_pairs
 
-    n = write_order_free_pairs(args.mixup, args.out, split=args.split, seed=args.seed)
+    n = write_order_free_pairs(args.mixup, args.out, split=args.split, seed=args.seed, kinds=tuple(args.kinds))
     print(f"wrote {n} order-free audio-caption pairs to {args.out}")
 
 
@@ -275,6 +275,8 @@ def _add_order_free_pairs(commands) -> None:
     p.add_argument("--out", required=True, type=Path)
     p.add_argument("--split", default="train", choices=["train", "val", "test"])
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--kinds", nargs="+", default=["mixup", "single"], choices=["mixup", "single"],
+                   help="mixed-up clips, single events (the library files of the split's folds), or both")
     p.set_defaults(run=_order_free_pairs)
 
 

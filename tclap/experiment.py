@@ -37,6 +37,9 @@ from tclap.eval_suite import evaluate_models, read_test_sets
 from tclap.train import RunConfig, run
 
 MODELS = ("baseline", "control", "tclap")
+# the order-free pairs the job writes, by the file names the offline run configs list in data.positive_only
+ORDER_FREE = "orderfree_train.jsonl"    # mixed-up clips and single events, captioned without order
+SINGLES = "singles_train.jsonl"         # the single events alone, for runs that oversample them
 # metrics.json name -> the evaluation suite's metric name
 HEADLINE = {
     "tclassify_t2a": "tclassify_t2a",
@@ -130,17 +133,32 @@ def train_stages(stages: list[tuple[str, Path, dict]], parallel_runs: int) -> li
     return [trained.get(stage[1]) or train_stage(*stage) for stage in stages]
 
 
-def train_models(out: Path, mixup: Path, order_free: Path, cfg: ExperimentConfig) -> tuple[dict, dict, dict]:
+def positive_only_files(run_config: str | Path, written: dict[str, Path]) -> list[str]:
+    """The job's own files for the `data.positive_only` entries of a run config, matched by file name.
+
+    Raises:
+        DataError: the config lists a file the job does not write.
+    """
+    listed = (load_yaml(run_config).get("data") or {}).get("positive_only") or []
+    unknown = [p for p in listed if Path(p).name not in written]
+    if unknown:
+        raise DataError(f"{run_config}: data.positive_only lists {unknown}; tclap experiment writes only "
+                        f"{', '.join(written)}")
+    return [str(written[Path(p).name]) for p in listed]
+
+
+def train_models(out: Path, mixup: Path, written: dict[str, Path], cfg: ExperimentConfig) -> tuple[dict, dict, dict]:
     """Baselines for every seed, then T-CLAP and the control for every seed: ({model: [final dirs]},
-    {model: [seconds]}, {model: steps})."""
-    data = {"positive_only": [str(order_free)]}
+    {model: [seconds]}, {model: steps}). `written`: the order-free files by name (`positive_only_files`)."""
     announce(f"the baseline CLAPs of seeds {cfg.seeds}, {cfg.parallel_runs} runs at a time")
     baselines = train_stages([(cfg.baseline, out / f"seed{seed}" / "baseline", {
-        "model": {"init": "tiny"}, "data": {**data, "validation": str(mixup)},
+        "model": {"init": "tiny"},
+        "data": {"positive_only": positive_only_files(cfg.baseline, written), "validation": str(mixup)},
         "train": {"seed": seed, "steps": cfg.baseline_steps}}) for seed in cfg.seeds], cfg.parallel_runs)
     announce("T-CLAP and the λ = 0 control, fine-tuned from each seed's baseline")
     fine_tuned = train_stages([(cfg.tclap, out / f"seed{seed}" / name, {
-        "model": {"init": str(baseline[0])}, "data": {**data, "mixup": str(mixup)},
+        "model": {"init": str(baseline[0])},
+        "data": {"positive_only": positive_only_files(cfg.tclap, written), "mixup": str(mixup)},
         "loss": {"temporal_weight": weight}, "train": {"seed": seed, "steps": cfg.tclap_steps}})
         for seed, baseline in zip(cfg.seeds, baselines) for name, weight in (("tclap", None), ("control", 0.0))],
         cfg.parallel_runs)
@@ -217,16 +235,17 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     sounds = read_library(library)
     data_digest = {"library": files_digest(library, [library / "meta" / "esc50.csv", *(f.path for f in sounds.files)]),
                    "mixup": files_digest(mixup, [p for p in mixup.rglob("*") if p.is_file() and p.name != SETTINGS])}
-    order_free = out / "orderfree_train.jsonl"
-    if not order_free.exists():
-        write_order_free_pairs(mixup, order_free)
+    written = {ORDER_FREE: out / ORDER_FREE, SINGLES: out / SINGLES}
+    for kinds, path in ((("mixup", "single"), written[ORDER_FREE]), (("single",), written[SINGLES])):
+        if not path.exists():
+            write_order_free_pairs(mixup, path, kinds=kinds)
 
     announce("the rule-based negative captions, scored on the labelled caption set")
     negatives = evaluate_backend(RuleBackend())
     (out / "negatives_eval.json").write_text(json.dumps(negatives, indent=2))
     summary["rule_negatives"] = {k: negatives[k] for k in ("precision", "coverage", "false_swaps", "items")}
 
-    finals, seconds, steps = train_models(out, mixup, order_free, cfg)
+    finals, seconds, steps = train_models(out, mixup, written, cfg)
 
     announce("evaluation of every model on the test split")
     # Zero-shot on the library's test folds only: the baseline saw the other folds' files.

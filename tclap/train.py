@@ -30,6 +30,7 @@ class DataConfig:
     mixup: str | None = None                                 # mixed-up clip folder (negative caption + audio)
     temporal_captions: list[str] = field(default_factory=list)  # manifests with a `negative` column
     positive_only: list[str] = field(default_factory=list)      # manifests of audio-caption pairs
+    positive_only_repeats: list[int] = field(default_factory=list)  # times each is drawn per epoch (default 1)
     batch_mix: dict[str, float] = field(default_factory=lambda: {"positive_only": 4, "temporal": 1})
     validation: str | None = None   # mixed-up clip folder whose val split is scored in training (default: mixup)
     word_insertion: float = 0.0     # probability that a training caption gets a random word (tclap.data.augment)
@@ -65,7 +66,14 @@ class EncoderWithLoss(nn.Module):
 def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[list, list]:
     """(positive-only datasets, temporal datasets) for the training split."""
     kw = {"seed": seed, "word_insertion": cfg.word_insertion, "word_insertion_from": cfg.word_insertion_from}
-    positive = [CaptionPairs(p, window, positive_only=True, **kw) for p in cfg.positive_only]
+    factors = cfg.positive_only_repeats or [1] * len(cfg.positive_only)
+    if len(factors) != len(cfg.positive_only) or not all(isinstance(k, int) and k >= 1 for k in factors):
+        raise DataError(f"data.positive_only_repeats: one whole number >= 1 per data.positive_only file "
+                        f"({len(cfg.positive_only)}), got {factors}")
+    # a file repeated k times is k copies of one dataset: its rows are drawn k times per epoch (oversampling,
+    # as OpenCLIP's --train-data-upsampling-factors), each copy with the same crop and caption draws in an epoch
+    positive = [dataset for p, k in zip(cfg.positive_only, factors)
+                for dataset in [CaptionPairs(p, window, positive_only=True, **kw)] * k]
     temporal = [CaptionPairs(p, window, temporal_only=True, **kw) for p in cfg.temporal_captions]
     if cfg.mixup:
         temporal.append(MixupClips(cfg.mixup, "train", window, **kw))

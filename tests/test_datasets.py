@@ -132,3 +132,32 @@ def test_collator_indexes_negatives_into_the_batch(mixup_dir, tmp_path):
     assert batch["neg_captions"] == [temporal[0]["neg_caption"], temporal[1]["neg_caption"]]
     assert seen == [batch["captions"] + batch["neg_captions"]]
     assert torch.equal(batch["neg_audio"][0], torch.from_numpy(temporal[0]["neg_audio"]))
+
+
+def test_repeated_files_are_drawn_that_many_times_per_epoch(mixup_dir, tmp_path):
+    from tclap.data.datasets import EpochConcatDataset
+    from tclap.data.orderfree import write_order_free_pairs
+    from tclap.train import DataConfig, build_datasets
+
+    for kind in ("mixup", "single"):
+        write_order_free_pairs(mixup_dir, tmp_path / f"{kind}.jsonl", kinds=(kind,))
+    files = [str(tmp_path / "mixup.jsonl"), str(tmp_path / "single.jsonl")]
+    positive, _ = build_datasets(DataConfig(positive_only=files, positive_only_repeats=[1, 3]),
+                                 AudioWindow(16000, 1.0), seed=0)
+    data = EpochConcatDataset(positive)
+    sampler = MixedBatchSampler(len(data), 0, batch_size=1, ratio={"positive_only": 1, "temporal": 0})
+    seen = Counter(data[i]["id"] for batch in sampler for i in batch)
+    mixups = [json.loads(line)["id"] for line in open(files[0])]
+    singles = [json.loads(line)["id"] for line in open(files[1])]
+    assert seen == Counter({**{i: 1 for i in mixups}, **{i: 3 for i in singles}})
+
+
+@pytest.mark.parametrize("factors", [[1], [1, 0], [1, 2.5]])
+def test_repeats_need_a_whole_number_per_file(mixup_dir, tmp_path, factors):
+    from tclap.data.orderfree import write_order_free_pairs
+    from tclap.train import DataConfig, build_datasets
+
+    write_order_free_pairs(mixup_dir, tmp_path / "pairs.jsonl")
+    with pytest.raises(DataError, match="data.positive_only_repeats"):
+        build_datasets(DataConfig(positive_only=[str(tmp_path / "pairs.jsonl")] * 2, positive_only_repeats=factors),
+                       AudioWindow(16000, 1.0), seed=0)

@@ -35,3 +35,16 @@ def test_environment_variables_are_set_for_the_block_and_restored(monkeypatch):
     with environment_variables({"TCLAP_TEST_A": "1", "TCLAP_TEST_B": "2"}):
         assert os.environ["TCLAP_TEST_A"] == "1" and os.environ["TCLAP_TEST_B"] == "2"
     assert os.environ["TCLAP_TEST_A"] == "kept" and "TCLAP_TEST_B" not in os.environ
+
+
+def test_the_job_gives_each_run_its_own_copies_of_the_listed_order_free_files(tmp_path):
+    from tclap.errors import DataError
+    from tclap.experiment import positive_only_files
+
+    written = {"orderfree_train.jsonl": tmp_path / "a.jsonl", "singles_train.jsonl": tmp_path / "b.jsonl"}
+    config = tmp_path / "run.yaml"
+    config.write_text("data:\n  positive_only: [results/offline/singles_train.jsonl, x/orderfree_train.jsonl]\n")
+    assert positive_only_files(config, written) == [str(tmp_path / "b.jsonl"), str(tmp_path / "a.jsonl")]
+    config.write_text("data:\n  positive_only: [/data/auto_acd.jsonl]\n")
+    with pytest.raises(DataError, match=r"run.yaml: data.positive_only lists \['/data/auto_acd.jsonl'\]"):
+        positive_only_files(config, written)

@@ -15,40 +15,54 @@ import numpy as np
 from tclap.data.library import assign_folds, read_library
 from tclap.data.mixup import MANIFEST, SETTINGS, read_manifest
 from tclap.data.phrasing import label_text
+from tclap.errors import DataError
 
 SINGLE = ("{0}", "a sound of {0}", "the sound of {0}", "{0} sound")
 PAIR = ("{0} and {1}", "{0}, {1}", "sounds of {0} and {1}", "{0} and a {1}")
 
 
-def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = "train", seed: int = 0) -> int:
+KINDS = ("mixup", "single")
+
+
+def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = "train", seed: int = 0,
+                           kinds: tuple[str, ...] = KINDS) -> int:
     """Write a JSONL of (audio, order-free caption) pairs; returns the number of pairs.
 
     Covers the mixed-up clips of `split` (labels in random order, so the caption says nothing about
-    time) and the library files of the same folds (single events).
+    time) and the library files of the same folds (single events), or the `kinds` given: a file of
+    single events alone lets a run oversample them (`data.positive_only_repeats`). The captions are
+    drawn for both kinds whatever `kinds` is, so each kind's rows are those of the combined file.
 
     Args:
         mixup_dir: a folder built by `tclap mixup` (its settings name the library and folds).
         out: JSONL to write (`id`, `audio` absolute path, `caption`).
         split: which split's clips and folds to use.
         seed: caption choice seed.
+        kinds: "mixup" (the mixed-up clips), "single" (the single events), or both.
+
+    Raises:
+        DataError: `kinds` is empty or names something else.
     """
+    if not kinds or set(kinds) - set(KINDS):
+        raise DataError(f"kinds: one or more of {', '.join(KINDS)}, got {list(kinds)}")
     mixup_dir, out = Path(mixup_dir), Path(out)
     settings = json.loads((mixup_dir / SETTINGS).read_text())
     library = read_library(settings["library"])
     folds = assign_folds(library.folds, settings["test_folds"], settings["val_folds"])[split]
     rng = np.random.default_rng(seed)
-    rows = []
-    for record in read_manifest(mixup_dir / MANIFEST):
-        if record["split"] == split:
-            labels = [e["label"] for e in record["events"]]
-            order = rng.permutation(len(labels))
-            template = PAIR[rng.integers(len(PAIR))] if len(labels) == 2 else ", ".join(
-                "{%d}" % i for i in range(len(labels)))
-            rows.append({"id": f"{record['id']}-orderfree", "audio": str((mixup_dir / record["audio"]).resolve()),
-                         "caption": template.format(*[labels[i] for i in order])})
+    written = {"mixup": [], "single": []}
+    for record in (r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == split):
+        labels = [e["label"] for e in record["events"]]
+        order = rng.permutation(len(labels))
+        template = PAIR[rng.integers(len(PAIR))] if len(labels) == 2 else ", ".join(
+            "{%d}" % i for i in range(len(labels)))
+        audio = (mixup_dir / record["audio"]).resolve()
+        written["mixup"].append({"id": f"{record['id']}-orderfree", "audio": str(audio),
+                                 "caption": template.format(*[labels[i] for i in order])})
     for file in library.in_folds(folds):
-        rows.append({"id": f"{file.path.stem}-single", "audio": str(file.path.resolve()),
-                     "caption": SINGLE[rng.integers(len(SINGLE))].format(label_text(file.category))})
+        written["single"].append({"id": f"{file.path.stem}-single", "audio": str(file.path.resolve()),
+                                  "caption": SINGLE[rng.integers(len(SINGLE))].format(label_text(file.category))})
+    rows = [row for kind in KINDS if kind in kinds for row in written[kind]]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return len(rows)

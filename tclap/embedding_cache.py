@@ -97,14 +97,15 @@ class Embedder:
     def _lookup(self, store: _Store, keys: list[str], embed: Callable[[list[str]], Tensor]) -> Tensor:
         missing = list(dict.fromkeys(k for k in keys if k not in store.vectors))
         if missing:
-            was_training = self.encoder.training
+            modes = [(module, module.training) for module in self.encoder.modules()]
             self.encoder.eval()
             try:
                 for start in range(0, len(missing), self.batch_size):
                     batch = missing[start:start + self.batch_size]
                     store.vectors.update(zip(batch, embed(batch).cpu().unbind(0)))
             finally:  # an unreadable file keeps what was computed before it
-                self.encoder.train(was_training)
+                for module, mode in modes:  # each module's own mode: the wrapper's may differ from the model's
+                    module.training = mode
                 store.save()
         return torch.stack([store.vectors[k] for k in keys])
 

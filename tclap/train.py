@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,11 +48,18 @@ class RunConfig:
 
 
 class EncoderWithLoss(nn.Module):
-    """The trained module: ClapEncoder + loss, so DDP sees one forward per step."""
+    """The trained module: ClapEncoder + loss, so DDP sees one forward per step. The ClapModel
+    sub-modules named in `frozen` stay in eval mode in training too (their BatchNorm statistics fixed)."""
 
-    def __init__(self, encoder: ClapEncoder, loss: TclapLoss):
+    def __init__(self, encoder: ClapEncoder, loss: TclapLoss, frozen: Sequence[str] = ()):
         super().__init__()
-        self.encoder, self.criterion = encoder, loss
+        self.encoder, self.criterion, self.frozen = encoder, loss, tuple(frozen)
+
+    def train(self, mode: bool = True) -> EncoderWithLoss:
+        super().train(mode)
+        for name in self.frozen:
+            getattr(self.encoder.model, name).eval()
+        return self
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         b = len(batch["captions"])
@@ -107,7 +115,7 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
                                 cfg.data.batch_mix, seed=seed)
     loader = DataLoader(EpochConcatDataset(positive + temporal), batch_sampler=sampler,
                         collate_fn=AudioTextCollator(processor.tokenizer), num_workers=cfg.train.num_workers)
-    return EncoderWithLoss(ClapEncoder(model, processor), TclapLoss(cfg.loss)), loader, processor
+    return EncoderWithLoss(ClapEncoder(model, processor), TclapLoss(cfg.loss), cfg.freeze), loader, processor
 
 
 def run(cfg: RunConfig, resume: str | None = None, provenance: dict | None = None) -> Path:

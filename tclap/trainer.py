@@ -219,6 +219,9 @@ class Trainer:
         self.accelerator.init_trackers("tclap")
         bar = tqdm(total=self.cfg.steps, initial=self.step, desc="train", disable=not self.accelerator.is_main_process)
         batches, running, start = self._batches(), {}, self.clock()
+        # from_pretrained (transformers, diffusers) returns a model in eval mode: BatchNorm would normalise
+        # with its loaded statistics and dropout would be off for the whole run
+        self.model.train()
         while self.step < self.cfg.steps:
             for _ in range(self.cfg.grad_accum):
                 with self.accelerator.accumulate(self.model):

@@ -121,6 +121,16 @@ def test_missing_audio_is_a_data_error_and_training_mode_is_restored(files):
     assert encoder.training and encoder.audio_items == 1
 
 
+def test_each_module_gets_its_own_mode_back(files):
+    """A wrapper in train mode around a model loaded in eval mode (ClapEncoder around from_pretrained):
+    embedding must not switch the model to train mode, or a validation changes the rest of a run."""
+    model_dir, paths, cache = files
+    encoder = CountingEncoder().train()
+    encoder.unused.eval()
+    Embedder(encoder, model_dir, cache).audio(paths[:2])
+    assert encoder.training and not encoder.unused.training
+
+
 def test_an_unreadable_file_keeps_what_was_embedded_before_it(files):
     model_dir, paths, cache = files
     broken = paths[0].with_name("broken.wav")

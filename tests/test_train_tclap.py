@@ -143,3 +143,29 @@ def test_every_shipped_tclap_config_is_a_valid_run_config(name):
 
     cfg = read_run_config(RunConfig, ROOT / "configs" / "tclap" / name, [])
     assert cfg.train.steps > 0 and 0.0 <= cfg.data.word_insertion <= 1.0
+
+
+def test_validation_leaves_a_fine_tune_of_a_saved_model_unchanged(run_config, tmp_path):
+    """A saved model loads in eval mode; validating it once switched it to train mode for the rest of the
+    run (the mel BatchNorm then normalised by batch), so where validation fell changed the losses."""
+    from train_tclap import main
+
+    main(["--config", str(run_config(tmp_path / "start", steps=2))])
+    losses = {}
+    for every in (1, 4):
+        out = tmp_path / f"every{every}"
+        main(["--config", str(run_config(out, steps=3, validate_every=every)),
+              "--set", f"model.init={tmp_path / 'start' / 'final'}"])
+        losses[every] = [r["value"] for r in csv.DictReader(open(out / "metrics.csv")) if r["name"] == "loss"]
+    assert len(losses[1]) == 3 and losses[1] == losses[4]
+
+
+def test_a_frozen_tower_stays_in_eval_mode_while_the_rest_trains(run_config, tmp_path):
+    from tclap.config import read_run_config
+    from tclap.train import RunConfig, prepare
+
+    cfg = read_run_config(RunConfig, run_config(tmp_path / "run"), [])
+    cfg.freeze = ["audio_model"]
+    module = prepare(cfg)[0].train()
+    assert module.encoder.model.text_model.training and not module.encoder.model.audio_model.training
+    assert not any(p.requires_grad for p in module.encoder.model.audio_model.parameters())

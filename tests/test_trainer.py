@@ -159,6 +159,21 @@ def test_mixed_precision_no_survives_yaml_and_others_are_refused():
         TrainConfig(mixed_precision="fp32")
 
 
+def test_a_model_that_arrives_in_eval_mode_trains_in_train_mode(tmp_path):
+    """from_pretrained returns eval mode; the loop must not train with dropout off."""
+    seen = []
+
+    def loss(model, batch):
+        seen.append(model.training and model.net[1].training)
+        x, y = batch
+        return {"mse_loss": torch.nn.functional.mse_loss(model(x), y)}
+
+    toy = parts()
+    toy.model.eval()
+    Trainer(config(tmp_path, steps=3), TrainerParts(toy.model, toy.dataloader, loss, toy.export, toy.load)).fit()
+    assert seen == [True, True, True]
+
+
 @pytest.mark.parametrize("name", ["steps", "validate_every", "checkpoint_every", "log_every", "grad_accum"])
 def test_counts_below_one_are_refused_by_name(name):
     """They divide the step count; 0 stopped a run at step 1 with a ZeroDivisionError."""

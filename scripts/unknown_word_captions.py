@@ -6,8 +6,8 @@ captions each carry one English word that no caption of the folder contains, rig
 event's name and its comma ("siren suddenly and then knock", "knock softly after siren"), in a caption
 and its order-swapped twin alike, so the two still differ only in order. Score the copy with
 `tclap evaluate --mixup OUT --split val`: its `tclassify_t2a_reversed_wording` is the
-"{1} <word> after {0}" case, the validation analogue of the test split's reserved "{1} comes after {0}".
-The recipe's word-insertion start was chosen with it (docs/results.md).
+"{1} <word> after {0}" case, the validation analogue of the test split's reserved "{1} comes after {0}"
+(docs/results.md, "The unknown-word check": a rough guide, 39 clips).
 
     python scripts/unknown_word_captions.py --mixup results/offline/mixup --out results/offline/mixup_unknown_word
     tclap evaluate --model results/offline/seed0/tclap/final --mixup results/offline/mixup_unknown_word \
@@ -30,7 +30,8 @@ WORDS = ("quickly", "softly", "suddenly", "clearly", "loudly", "briefly", "promp
 
 
 def with_word(phrasing: str, word: str) -> str:
-    """`phrasing` ("{1} after {0}") with `word` after its first placeholder and a comma that follows it."""
+    """`phrasing` ("{1} after {0}") with `word` after its first placeholder (the first-named event, not
+    necessarily the first in time) and a comma that follows it."""
     at = min(phrasing.index(p) for p in ("{0}", "{1}")) + 3
     at += phrasing[at:at + 1] == ","
     return f"{phrasing[:at]} {word}{phrasing[at:]}"
@@ -38,6 +39,12 @@ def with_word(phrasing: str, word: str) -> str:
 
 def write_unknown_word_copy(mixup: Path, out: Path, split: str = "val", seed: int = 0) -> int:
     """Write the copy; returns the number of captions changed.
+
+    Args:
+        mixup: a folder built by `tclap mixup`.
+        out: the copy's folder; must not exist.
+        split: whose captions get the word.
+        seed: which word each caption gets.
 
     Raises:
         DataError: `out` exists, or `mixup` has no two-event clips in `split`, or every word is known.
@@ -57,10 +64,13 @@ def write_unknown_word_copy(mixup: Path, out: Path, split: str = "val", seed: in
         r["caption"] = r["phrasing"].format(*[e["label"] for e in r["events"]])
         r["neg_caption"] = r["phrasing"].format(*[e["label"] for e in r["neg_events"]])
         r["phrasing_seen"] = False
-    out.mkdir(parents=True)
-    os.symlink((mixup / "audio").resolve(), out / "audio")
-    shutil.copy(mixup / SETTINGS, out / SETTINGS)
-    (out / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
+    partial = out.with_name(out.name + ".partial")  # renamed when complete: a killed run leaves no `out`
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    os.symlink((mixup / "audio").resolve(), partial / "audio")
+    shutil.copy(mixup / SETTINGS, partial / SETTINGS)
+    (partial / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
+    partial.rename(out)
     return len(chosen)
 
 

@@ -134,7 +134,11 @@ def train_stages(stages: list[tuple[str, Path, dict]], parallel_runs: int) -> li
 
 
 def positive_only_files(run_config: str | Path, written: dict[str, Path]) -> list[str]:
-    """The job's own files for the `data.positive_only` entries of a run config, matched by file name.
+    """The job's files for the `data.positive_only` entries of a run config, matched by file name.
+
+    Args:
+        run_config: a run config YAML (`results/offline/orderfree_train.jsonl` there means the job's own).
+        written: the files the job wrote, by file name.
 
     Raises:
         DataError: the config lists a file the job does not write.
@@ -150,15 +154,14 @@ def positive_only_files(run_config: str | Path, written: dict[str, Path]) -> lis
 def train_models(out: Path, mixup: Path, written: dict[str, Path], cfg: ExperimentConfig) -> tuple[dict, dict, dict]:
     """Baselines for every seed, then T-CLAP and the control for every seed: ({model: [final dirs]},
     {model: [seconds]}, {model: steps}). `written`: the order-free files by name (`positive_only_files`)."""
+    pairs = {"baseline": positive_only_files(cfg.baseline, written), "tclap": positive_only_files(cfg.tclap, written)}
     announce(f"the baseline CLAPs of seeds {cfg.seeds}, {cfg.parallel_runs} runs at a time")
     baselines = train_stages([(cfg.baseline, out / f"seed{seed}" / "baseline", {
-        "model": {"init": "tiny"},
-        "data": {"positive_only": positive_only_files(cfg.baseline, written), "validation": str(mixup)},
+        "model": {"init": "tiny"}, "data": {"positive_only": pairs["baseline"], "validation": str(mixup)},
         "train": {"seed": seed, "steps": cfg.baseline_steps}}) for seed in cfg.seeds], cfg.parallel_runs)
     announce("T-CLAP and the λ = 0 control, fine-tuned from each seed's baseline")
     fine_tuned = train_stages([(cfg.tclap, out / f"seed{seed}" / name, {
-        "model": {"init": str(baseline[0])},
-        "data": {"positive_only": positive_only_files(cfg.tclap, written), "mixup": str(mixup)},
+        "model": {"init": str(baseline[0])}, "data": {"positive_only": pairs["tclap"], "mixup": str(mixup)},
         "loss": {"temporal_weight": weight}, "train": {"seed": seed, "steps": cfg.tclap_steps}})
         for seed, baseline in zip(cfg.seeds, baselines) for name, weight in (("tclap", None), ("control", 0.0))],
         cfg.parallel_runs)

@@ -31,11 +31,19 @@ class DataConfig:
     mixup: str | None = None                                 # mixed-up clip folder (negative caption + audio)
     temporal_captions: list[str] = field(default_factory=list)  # manifests with a `negative` column
     positive_only: list[str] = field(default_factory=list)      # manifests of audio-caption pairs
-    positive_only_repeats: list[int] = field(default_factory=list)  # times each is drawn per epoch (default 1)
+    # times each positive_only file is drawn per epoch (default 1 each); repeats lengthen the epoch
+    positive_only_repeats: list[int] = field(default_factory=list)
     batch_mix: dict[str, float] = field(default_factory=lambda: {"positive_only": 4, "temporal": 1})
     validation: str | None = None   # mixed-up clip folder whose val split is scored in training (default: mixup)
     word_insertion: float = 0.0     # probability that a training caption gets a random word (tclap.data.augment)
-    word_insertion_from: int = 0    # ... from this epoch on
+    word_insertion_from: int = 0    # ... from this epoch on (an epoch: one pass over the positive-only set)
+
+    def __post_init__(self) -> None:
+        repeats = self.positive_only_repeats
+        if repeats and not (isinstance(repeats, list) and len(repeats) == len(self.positive_only) and all(
+                type(k) is int and k >= 1 for k in repeats)):
+            raise DataError(f"data.positive_only_repeats: a list of one whole number >= 1 per data.positive_only "
+                            f"file ({len(self.positive_only)}), got {repeats!r}")
 
 
 @dataclass
@@ -58,7 +66,9 @@ class EncoderWithLoss(nn.Module):
     def train(self, mode: bool = True) -> EncoderWithLoss:
         super().train(mode)
         for name in self.frozen:
-            getattr(self.encoder.model, name).eval()
+            part = getattr(self.encoder.model, name)
+            if isinstance(part, nn.Module):  # a frozen parameter (logit_scale_a) has no mode
+                part.eval()
         return self
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
@@ -74,13 +84,9 @@ class EncoderWithLoss(nn.Module):
 def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[list, list]:
     """(positive-only datasets, temporal datasets) for the training split."""
     kw = {"seed": seed, "word_insertion": cfg.word_insertion, "word_insertion_from": cfg.word_insertion_from}
-    factors = cfg.positive_only_repeats or [1] * len(cfg.positive_only)
-    if len(factors) != len(cfg.positive_only) or not all(isinstance(k, int) and k >= 1 for k in factors):
-        raise DataError(f"data.positive_only_repeats: one whole number >= 1 per data.positive_only file "
-                        f"({len(cfg.positive_only)}), got {factors}")
-    # a file repeated k times is k copies of one dataset: its rows are drawn k times per epoch (oversampling,
-    # as OpenCLIP's --train-data-upsampling-factors), each copy with the same crop and caption draws in an epoch
-    positive = [dataset for p, k in zip(cfg.positive_only, factors)
+    # a file repeated k times is one dataset listed k times: its rows are drawn k times per epoch (oversampling,
+    # as OpenCLIP's --train-data-upsampling-factors), every copy with the same crop and caption draws in an epoch
+    positive = [dataset for p, k in zip(cfg.positive_only, cfg.positive_only_repeats or [1] * len(cfg.positive_only))
                 for dataset in [CaptionPairs(p, window, positive_only=True, **kw)] * k]
     temporal = [CaptionPairs(p, window, temporal_only=True, **kw) for p in cfg.temporal_captions]
     if cfg.mixup:
@@ -101,7 +107,8 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
         max_length_s = cfg.model.features["max_length_s"]
         window = AudioWindow(cfg.model.features["sampling_rate"], max_length_s, train=True)
         positive, temporal = build_datasets(cfg.data, window, seed)
-        model, processor = build_tiny(cfg.model, _captions(positive + temporal), seed=seed)
+        distinct = list({id(d): d for d in positive + temporal}.values())  # repeats do not change the tokenizer
+        model, processor = build_tiny(cfg.model, _captions(distinct), seed=seed)
     else:
         model, processor = load_clap(cfg.model.init)
         fe = processor.feature_extractor
@@ -109,7 +116,7 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
         positive, temporal = build_datasets(cfg.data, window, seed)
     for name in cfg.freeze:
         if not hasattr(model, name):
-            raise DataError(f"freeze: ClapModel has no sub-module {name!r}")
+            raise DataError(f"freeze: ClapModel has no sub-module or parameter {name!r}")
         getattr(model, name).requires_grad_(False)
     sampler = MixedBatchSampler(sum(map(len, positive)), sum(map(len, temporal)), cfg.train.batch_size,
                                 cfg.data.batch_mix, seed=seed)

@@ -59,9 +59,11 @@ class TrainConfig:
             self.mixed_precision = "no"
         if self.mixed_precision not in MIXED_PRECISION:
             raise DataError(f"train.mixed_precision: {self.mixed_precision!r} is not one of {', '.join(MIXED_PRECISION)}")
-        for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "validate_every", "log_every"):
-            if getattr(self, name) < 1:
-                raise DataError(f"train.{name}: a whole number >= 1, got {getattr(self, name)}")
+        for name in ("steps", "batch_size", "grad_accum", "checkpoint_every", "keep_checkpoints", "validate_every",
+                     "log_every"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise DataError(f"train.{name}: a whole number >= 1, got {value!r}")
 
 
 class TrainingDiverged(RuntimeError):

@@ -119,7 +119,7 @@ def test_offline_experiment_runs_end_to_end_on_small_settings(tmp_path, capsys):
     assert control["config"]["loss"]["temporal_weight"] == 0
     assert control["environment"]["torch_threads"] == 1 and control["environment"]["omp_num_threads"] == "1"
     assert control["config"]["model"]["init"] == str(tmp_path / "run" / "seed1" / "baseline" / "final")
-    # each run reads the job's own copies of the order-free files its config lists
+    # each run reads the job's order-free files that its config lists
     baseline = json.loads((tmp_path / "run" / "seed1" / "baseline" / "run_config.json").read_text())
     for ran in (baseline, control):
         assert ran["config"]["data"]["positive_only"] == [str(tmp_path / "run" / "orderfree_train.jsonl")]

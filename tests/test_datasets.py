@@ -152,7 +152,7 @@ def test_repeated_files_are_drawn_that_many_times_per_epoch(mixup_dir, tmp_path)
     assert seen == Counter({**{i: 1 for i in mixups}, **{i: 3 for i in singles}})
 
 
-@pytest.mark.parametrize("factors", [[1], [1, 0], [1, 2.5]])
+@pytest.mark.parametrize("factors", [[1], [1, 0], [1, 2.5], [True, 1], 4])
 def test_repeats_need_a_whole_number_per_file(mixup_dir, tmp_path, factors):
     from tclap.data.orderfree import write_order_free_pairs
     from tclap.train import DataConfig, build_datasets

@@ -37,7 +37,7 @@ def test_environment_variables_are_set_for_the_block_and_restored(monkeypatch):
     assert os.environ["TCLAP_TEST_A"] == "kept" and "TCLAP_TEST_B" not in os.environ
 
 
-def test_the_job_gives_each_run_its_own_copies_of_the_listed_order_free_files(tmp_path):
+def test_each_run_reads_the_jobs_files_that_its_config_lists(tmp_path):
     from tclap.errors import DataError
     from tclap.experiment import positive_only_files
 

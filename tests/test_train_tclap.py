@@ -160,12 +160,17 @@ def test_validation_leaves_a_fine_tune_of_a_saved_model_unchanged(run_config, tm
     assert len(losses[1]) == 3 and losses[1] == losses[4]
 
 
-def test_a_frozen_tower_stays_in_eval_mode_while_the_rest_trains(run_config, tmp_path):
-    from tclap.config import read_run_config
-    from tclap.train import RunConfig, prepare
+def test_a_frozen_tower_stays_fixed_through_training_and_validation(run_config, tmp_path):
+    """Its BatchNorm statistics too: it stays in eval mode in train() and after every validation."""
+    from train_tclap import main
 
-    cfg = read_run_config(RunConfig, run_config(tmp_path / "run"), [])
-    cfg.freeze = ["audio_model"]
-    module = prepare(cfg)[0].train()
-    assert module.encoder.model.text_model.training and not module.encoder.model.audio_model.training
-    assert not any(p.requires_grad for p in module.encoder.model.audio_model.parameters())
+    main(["--config", str(run_config(tmp_path / "start", steps=2))])
+    config = run_config(tmp_path / "frozen", steps=3, validate_every=1)
+    config.write_text(yaml.safe_dump({**yaml.safe_load(config.read_text()), "freeze": ["audio_model", "logit_scale_a"]}))
+    main(["--config", str(config), "--set", f"model.init={tmp_path / 'start' / 'final'}"])
+    start = load_file(tmp_path / "start" / "final" / "model.safetensors")
+    final = load_file(tmp_path / "frozen" / "final" / "model.safetensors")
+    audio = [k for k in start if k.startswith("audio_model.")]
+    assert any("running_mean" in k for k in audio) and "logit_scale_a" in start
+    assert all(torch.equal(start[k], final[k]) for k in audio + ["logit_scale_a"])
+    assert not all(torch.equal(start[k], final[k]) for k in start if k.startswith("text_model."))

@@ -174,11 +174,14 @@ def test_a_model_that_arrives_in_eval_mode_trains_in_train_mode(tmp_path):
     assert seen == [True, True, True]
 
 
-@pytest.mark.parametrize("name", ["steps", "validate_every", "checkpoint_every", "log_every", "grad_accum"])
-def test_counts_below_one_are_refused_by_name(name):
-    """They divide the step count; 0 stopped a run at step 1 with a ZeroDivisionError."""
-    with pytest.raises(DataError, match=f"train.{name}: a whole number >= 1, got 0"):
-        TrainConfig(**{name: 0})
+@pytest.mark.parametrize("name", ["steps", "validate_every", "checkpoint_every", "log_every", "grad_accum",
+                                  "keep_checkpoints"])
+@pytest.mark.parametrize("value", [0, 2.5, None])
+def test_counts_that_are_not_whole_numbers_from_one_are_refused_by_name(name, value):
+    """They divide the step count (0 stopped a run at step 1 with a ZeroDivisionError) or slice the
+    checkpoint list (keep_checkpoints 0 kept them all)."""
+    with pytest.raises(DataError, match=f"train.{name}: a whole number >= 1, got {value!r}"):
+        TrainConfig(**{name: value})
 
 
 def test_lr_multipliers_scale_the_step_of_the_matching_parameters(tmp_path):

@@ -8,6 +8,7 @@ single events ("knock", "a sound of knock") and mixed-up clips described without
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,9 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
     for file in library.in_folds(folds):
         written["single"].append({"id": f"{file.path.stem}-single", "audio": str(file.path.resolve()),
                                   "caption": SINGLE[rng.integers(len(SINGLE))].format(label_text(file.category))})
-    rows = [row for kind in KINDS if kind in kinds for row in written[kind]]
+    rows = [row for kind in KINDS if kind in kinds for row in written[kind]]  # mixed-up clips first
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    partial = out.with_name(out.name + ".partial")  # a killed run leaves no half file that a rerun would reuse
+    partial.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(partial, out)
     return len(rows)

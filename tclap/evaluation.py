@@ -121,16 +121,17 @@ def t_classify_breakdown(e: dict[str, torch.Tensor], records: list[dict]) -> dic
     the records say it (`word_order_reversed`, manifests since 2026-11), captions that name the events
     against their time order ("{1} after {0}"), overall and among the unseen phrasings, beside the
     unseen ones that name them in time order. A text tower that goes by the order of mention on the
-    unseen phrasings is right on the latter and wrong on the former.
+    unseen phrasings is right on the latter and wrong on the former. Where the records name their
+    template (`phrasing`), each template is a subgroup too (`_phrasing[{1} comes after {0}]`).
     Keys: `tclassify_t2a`, `tclassify_a2t`, `compa_text`, `compa_audio`, `compa_group` (%), and the item
     count `n_items`, each with a subgroup suffix (`_seen_phrasing`, `_unseen_phrasing`, `_before_after`,
-    `_2_events`, ..., `_reversed_wording`, `_unseen_reversed_wording`, `_unseen_time_order_wording`)
-    for the subgroups; an empty subgroup has no keys.
+    `_2_events`, ..., `_reversed_wording`, `_unseen_reversed_wording`, `_unseen_time_order_wording`,
+    `_phrasing[<template>]`) for the subgroups; an empty subgroup has no keys.
 
     Args:
         e: `embed_rows` output for the split's clips, in manifest order.
         records: their manifest records (`phrasing_seen`, `before_after`, `n_events`, optionally
-            `word_order_reversed`).
+            `word_order_reversed` and `phrasing`).
     """
     t2a, a2t = tclassify_decisions(e)
     compa = compa_order_decisions(e)
@@ -147,6 +148,9 @@ def t_classify_breakdown(e: dict[str, torch.Tensor], records: list[dict]) -> dic
         groups["_unseen_reversed_wording"] = [r["word_order_reversed"] and not r["phrasing_seen"] for r in records]
         groups["_unseen_time_order_wording"] = [not (r["word_order_reversed"] or r["phrasing_seen"])
                                                 for r in records]
+    if records and all("phrasing" in r for r in records):
+        for phrasing in sorted({r["phrasing"] for r in records}):
+            groups[f"_phrasing[{phrasing}]"] = [r["phrasing"] == phrasing for r in records]
     result = {}
     for suffix, mask in groups.items():
         mask = torch.tensor(mask)

@@ -88,6 +88,18 @@ def test_breakdown_by_word_order_where_the_records_give_it():
     assert "tclassify_a2t_unseen_time_order_wording" not in result
 
 
+def test_breakdown_by_template_where_the_records_name_it():
+    templates = ["{0} then {1}", "{1} comes after {0}", "{0} then {1}", "{1} comes after {0}", "{0} then {1}"]
+    records = [{**r, "phrasing": p} for r, p in zip(RECORDS, templates)]
+    result = t_classify_breakdown(hand_built(), records)
+    assert t_classify_breakdown(hand_built(), RECORDS).items() <= result.items()
+    # "{0} then {1}": items 0, 2, 4 (T2A right / wrong; A2T right / right / wrong); the other: items 1, 3
+    then, after = "_phrasing[{0} then {1}]", "_phrasing[{1} comes after {0}]"
+    assert (result[f"tclassify_t2a{then}"], result[f"tclassify_a2t{then}"], result[f"n{then}"]) == \
+        (50.0, pytest.approx(200 / 3), 3)
+    assert (result[f"tclassify_t2a{after}"], result[f"tclassify_a2t{after}"], result[f"n{after}"]) == (50.0, 100.0, 2)
+
+
 def test_the_main_jobs_headline_t_classify_names_are_breakdown_keys():
     from tclap.experiment import HEADLINE
 

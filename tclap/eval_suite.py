@@ -130,11 +130,12 @@ def _prefixed(prefix: str, metrics: dict[str, float]) -> dict[str, float]:
 
 
 def model_names(model_dirs: list[Path]) -> list[str]:
-    """Directory names, with as many parent folders as it takes to tell duplicates apart (`a/final`, `b/final`)."""
+    """Directory names, with as many parent folders as it takes to tell duplicates apart (`a/final`, `b/final`);
+    a trainer's output folder (`final`, `checkpoint-N`) always comes with its run's folder (`tclap/final`)."""
     paths = [Path(d).resolve() for d in model_dirs]
     if len(set(paths)) < len(paths):
         raise DataError(f"the same checkpoint is listed twice: {[str(d) for d in model_dirs]}")
-    depth = [1] * len(paths)
+    depth = [2 if p.name == "final" or p.name.startswith("checkpoint-") else 1 for p in paths]
     while True:
         names = ["/".join(p.parts[-d:]) for p, d in zip(paths, depth)]
         clashing = [i for i, name in enumerate(names) if names.count(name) > 1]

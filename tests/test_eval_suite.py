@@ -49,6 +49,8 @@ def test_model_names_are_dir_names_with_parents_only_for_duplicates(tmp_path):
     dirs = [tmp_path / "x" / "run1" / "final", tmp_path / "y" / "run1" / "final", tmp_path / "base"]
     assert model_names(dirs) == ["x/run1/final", "y/run1/final", "base"]
     assert model_names([tmp_path / "a" / "final", tmp_path / "b" / "final"]) == ["a/final", "b/final"]
+    assert model_names([tmp_path / "seed0" / "tclap" / "final"]) == ["tclap/final"]   # not a bare "final"
+    assert model_names([tmp_path / "run" / "checkpoint-500", tmp_path / "base"]) == ["run/checkpoint-500", "base"]
     with pytest.raises(DataError, match="listed twice"):
         model_names([tmp_path / "base", tmp_path / "x" / ".." / "base"])
 
@@ -153,7 +155,7 @@ def test_evaluate_every_test_set_for_two_checkpoints_then_again_from_the_cache(
     monkeypatch.setattr(ClapEncoder, "audio_embeds", no_compute)
     monkeypatch.setattr(ClapEncoder, "text_embeds", no_compute)
     main(["evaluate", "--model", str(checkpoints[0]), "--out", str(tmp_path / "again"), *data])
-    assert json.loads((tmp_path / "again" / "metrics.json").read_text()) == {"final": ours}
+    assert json.loads((tmp_path / "again" / "metrics.json").read_text()) == {"a/final": ours}  # its run's name too
 
 
 def test_evaluate_without_a_test_set_is_a_one_line_error(checkpoints, tmp_path, capsys):
@@ -185,7 +187,7 @@ def test_compa_order_scores_match_a_hand_computation(checkpoints, compa_order_cs
     path, records = compa_order_csv
     main(["evaluate", "--model", str(checkpoints[0]), "--out", str(tmp_path / "out"), "--compa-order", str(path),
           "--audio-root", str(mixup_dir)])
-    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())[checkpoints[0].name]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())[f"{checkpoints[0].parent.name}/final"]
 
     model, processor = load_clap(checkpoints[0])
     encoder = ClapEncoder(model, processor).eval()

@@ -112,7 +112,7 @@ def test_evaluate_scores_t_classify_like_an_independent_hf_computation(run_confi
     final = tmp_path / "run" / "final"
     tclap_main(["evaluate", "--model", str(final), "--mixup", str(mixup_dir), "--split", "test",
                 "--out", str(tmp_path / "eval")])
-    ours = json.loads((tmp_path / "eval" / "metrics.json").read_text())[final.name]
+    ours = json.loads((tmp_path / "eval" / "metrics.json").read_text())[f"{final.parent.name}/final"]
     assert (tmp_path / "eval" / "table.md").read_text().startswith("| model |")
 
     model, processor = ClapModel.from_pretrained(final).eval(), ClapProcessor.from_pretrained(final)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset
 
 from audioldm_cond.mel import LOG_FLOOR, AudioLdmMel
 from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, EpochConcatDataset, MixupClips
@@ -32,25 +32,6 @@ class ClipDataConfig:
 
 class Clips(EpochConcatDataset):
     """The clip datasets of an AudioLDM run as one; `set_epoch` reaches each, so random crops change per epoch."""
-
-
-class Oversampled(Subset):
-    """`dataset` with its first `head` items listed `repeats` times per epoch and the rest once, so a few
-    clips (e.g. single events next to thousands of mixed-up pairs) are drawn as often as asked; epochs
-    pass through `set_epoch`.
-
-    Args:
-        dataset: the clips, or their cached features in the same order.
-        head: how many leading items to repeat.
-        repeats: times each of them is listed (1: the dataset unchanged).
-    """
-
-    def __init__(self, dataset: Dataset, head: int, repeats: int):
-        super().__init__(dataset, [*range(head)] * repeats + [*range(head, len(dataset))])
-
-    def set_epoch(self, epoch: int) -> None:
-        if hasattr(self.dataset, "set_epoch"):
-            self.dataset.set_epoch(epoch)
 
 
 def manifest_clips(clips: Clips) -> int:

@@ -30,7 +30,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from audioldm_cond import latent_cache
-from audioldm_cond.clip_data import (ClipDataConfig, Oversampled, clip_loader, manifest_clips, mel_frames, mel_image,
+from audioldm_cond.clip_data import (ClipDataConfig, clip_loader, manifest_clips, mel_frames, mel_image,
                                      require_audio, training_clips, vae_downsampling, validation_clips)
 from audioldm_cond.encoders import CHOICES, DEFAULT_CLAP, ClapConditionEncoder, check_unet_width, resolve_encoder
 from audioldm_cond.mel import AudioLdmMel
@@ -38,6 +38,7 @@ from audioldm_cond.pipeline import (GRIFFIN_LIM, assemble_pipeline, audioldm_sch
                                     save_pipeline, tiny_unet)
 from audioldm_cond.samples import save_samples
 from audioldm_cond.vae_training import load_vae
+from tclap.data.datasets import Oversampled
 from tclap.errors import DataError
 from tclap.trainer import TrainConfig, Trainer, TrainerParts
 

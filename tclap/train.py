@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from tclap.data.datasets import (AudioTextCollator, AudioWindow, CaptionPairs, EpochConcatDataset, MixedBatchSampler,
-                                 MixupClips, mixup_rows)
+                                 MixupClips, Oversampled, mixup_rows)
 from tclap.errors import DataError
 from tclap.evaluation import t_classify
 from tclap.losses import LossConfig, TclapLoss
@@ -84,10 +84,12 @@ class EncoderWithLoss(nn.Module):
 def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[list, list]:
     """(positive-only datasets, temporal datasets) for the training split."""
     kw = {"seed": seed, "word_insertion": cfg.word_insertion, "word_insertion_from": cfg.word_insertion_from}
-    # a file repeated k times is one dataset listed k times: its rows are drawn k times per epoch (oversampling,
-    # as OpenCLIP's --train-data-upsampling-factors), every copy with the same crop and caption draws in an epoch
-    positive = [dataset for p, k in zip(cfg.positive_only, cfg.positive_only_repeats or [1] * len(cfg.positive_only))
-                for dataset in [CaptionPairs(p, window, positive_only=True, **kw)] * k]
+    positive = []
+    for path, repeats in zip(cfg.positive_only, cfg.positive_only_repeats or [1] * len(cfg.positive_only)):
+        pairs = CaptionPairs(path, window, positive_only=True, **kw)
+        # each row listed `repeats` times per epoch (as OpenCLIP's --train-data-upsampling-factors); a row's
+        # listings draw the same crop and inserted word in an epoch
+        positive.append(Oversampled(pairs, len(pairs), repeats) if repeats > 1 else pairs)
     temporal = [CaptionPairs(p, window, temporal_only=True, **kw) for p in cfg.temporal_captions]
     if cfg.mixup:
         temporal.append(MixupClips(cfg.mixup, "train", window, **kw))
@@ -97,7 +99,9 @@ def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[lis
 
 
 def _captions(datasets: list) -> list[str]:
-    return [t for d in datasets for r in d.rows for t in (r["caption"], r.get("neg_caption")) if t]
+    """Every caption once (an oversampled file's rows too: repeats do not change the tiny tokenizer)."""
+    rows = [r for d in datasets for r in getattr(d, "dataset", d).rows]
+    return [t for r in rows for t in (r["caption"], r.get("neg_caption")) if t]
 
 
 def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
@@ -107,8 +111,7 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
         max_length_s = cfg.model.features["max_length_s"]
         window = AudioWindow(cfg.model.features["sampling_rate"], max_length_s, train=True)
         positive, temporal = build_datasets(cfg.data, window, seed)
-        distinct = list({id(d): d for d in positive + temporal}.values())  # repeats do not change the tokenizer
-        model, processor = build_tiny(cfg.model, _captions(distinct), seed=seed)
+        model, processor = build_tiny(cfg.model, _captions(positive + temporal), seed=seed)
     else:
         model, processor = load_clap(cfg.model.init)
         fe = processor.feature_extractor

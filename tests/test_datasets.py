@@ -161,3 +161,21 @@ def test_repeats_need_a_whole_number_per_file(mixup_dir, tmp_path, factors):
     with pytest.raises(DataError, match="data.positive_only_repeats"):
         build_datasets(DataConfig(positive_only=[str(tmp_path / "pairs.jsonl")] * 2, positive_only_repeats=factors),
                        AudioWindow(16000, 1.0), seed=0)
+
+
+def test_repeats_leave_the_tiny_tokenizer_as_it_is(mixup_dir, tmp_path):
+    """The tiny model's BPE is trained on every caption once; oversampling must not reweight it."""
+    from tclap.data.orderfree import write_order_free_pairs
+    from tclap.model import ModelConfig
+    from tclap.train import DataConfig, RunConfig, prepare
+
+    for kind in ("mixup", "single"):
+        write_order_free_pairs(mixup_dir, tmp_path / f"{kind}.jsonl", kinds=(kind,))
+    files = [str(tmp_path / "mixup.jsonl"), str(tmp_path / "single.jsonl")]
+    vocabularies = []
+    for repeats in ([], [1, 5]):
+        cfg = RunConfig(model=ModelConfig(init="tiny", vocab_size=300),
+                        data=DataConfig(positive_only=files, positive_only_repeats=repeats))
+        cfg.train.batch_size = 4
+        vocabularies.append(prepare(cfg)[2].tokenizer.get_vocab())
+    assert vocabularies[0] == vocabularies[1]

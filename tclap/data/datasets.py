@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import ConcatDataset, Dataset, Sampler
+from torch.utils.data import ConcatDataset, Dataset, Sampler, Subset
 
 from tclap.audio import fit_length, load_audio
 from tclap.data.augment import insert_random_word
@@ -100,6 +100,25 @@ class EpochConcatDataset(ConcatDataset):
     def set_epoch(self, epoch: int) -> None:
         for dataset in self.datasets:
             dataset.set_epoch(epoch)
+
+
+class Oversampled(Subset):
+    """`dataset` with its first `head` items listed `repeats` times per epoch and the rest once, so a few
+    clips (e.g. single events next to thousands of mixed-up pairs) are drawn as often as asked; epochs
+    pass through `set_epoch`.
+
+    Args:
+        dataset: the clips, or their cached features in the same order.
+        head: how many leading items to repeat.
+        repeats: times each of them is listed (1: the dataset unchanged).
+    """
+
+    def __init__(self, dataset: Dataset, head: int, repeats: int):
+        super().__init__(dataset, [*range(head)] * repeats + [*range(head, len(dataset))])
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
 
 def mixup_rows(root: str | Path, split: str | None) -> tuple[list[dict], list[dict]]:

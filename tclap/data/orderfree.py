@@ -65,7 +65,7 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
                                   "caption": SINGLE[rng.integers(len(SINGLE))].format(label_text(file.category))})
     rows = [row for kind in KINDS if kind in kinds for row in written[kind]]  # mixed-up clips first
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")  # a killed run leaves no half file that a rerun would reuse
-    partial.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(partial, out)
+    tmp = out.with_name(out.name + ".part")  # as tclap.audio.write_wav: a killed run leaves no half file to reuse
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    os.replace(tmp, out)
     return len(rows)

@@ -51,19 +51,19 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
     library = read_library(settings["library"])
     folds = assign_folds(library.folds, settings["test_folds"], settings["val_folds"])[split]
     rng = np.random.default_rng(seed)
-    written = {"mixup": [], "single": []}
+    by_kind = {"mixup": [], "single": []}
     for record in (r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == split):
         labels = [e["label"] for e in record["events"]]
         order = rng.permutation(len(labels))
         template = PAIR[rng.integers(len(PAIR))] if len(labels) == 2 else ", ".join(
             "{%d}" % i for i in range(len(labels)))
         audio = (mixup_dir / record["audio"]).resolve()
-        written["mixup"].append({"id": f"{record['id']}-orderfree", "audio": str(audio),
+        by_kind["mixup"].append({"id": f"{record['id']}-orderfree", "audio": str(audio),
                                  "caption": template.format(*[labels[i] for i in order])})
     for file in library.in_folds(folds):
-        written["single"].append({"id": f"{file.path.stem}-single", "audio": str(file.path.resolve()),
+        by_kind["single"].append({"id": f"{file.path.stem}-single", "audio": str(file.path.resolve()),
                                   "caption": SINGLE[rng.integers(len(SINGLE))].format(label_text(file.category))})
-    rows = [row for kind in KINDS if kind in kinds for row in written[kind]]  # mixed-up clips first
+    rows = [row for kind in KINDS if kind in kinds for row in by_kind[kind]]  # mixed-up clips first
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".part")  # as tclap.audio.write_wav: a killed run leaves no half file to reuse
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))

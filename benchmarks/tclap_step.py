@@ -1,12 +1,13 @@
 """T-CLAP training-step cost on the offline tiny model, and whether data loading keeps up.
 
 Prints (and writes as JSON):
-  1. step time with L_c only vs L_c + 0.5 L_t on the same batch (the temporal loss adds the
-     negative captions, and for mixed-up clips the negative audio, to the forward pass);
+  1. step time with L_c only, L_c + 0.5 L_t, and L_c + 0.5 L_t + the inversion term on the same batch:
+     L_t adds the order-swapped captions to the text forward; only the inversion term also embeds the
+     mixed-up clips' swapped audio (before 2026-12-07 every step embedded it, read or not);
   2. samples/s of the data pipeline (decode, resample, crop, tokenise; DataLoader workers 0 and 2)
      against samples/s of the model step.
 
-    python benchmarks/tclap_step.py [--batch 32] [--steps 5]
+    python benchmarks/tclap_step.py [--batch 32] [--mix 4:1] [--steps 5]   (the main job: --batch 40 --mix 1:1)
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ def time_steps(module: EncoderWithLoss, batch: dict, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--mix", default="4:1", help="positive-only : temporal samples per batch (paper 4:1)")
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/tclap_step.json"))
     args = parser.parse_args()
@@ -45,14 +47,17 @@ def main() -> None:
         positive, temporal = CaptionPairs(tmp / "pairs.jsonl", window, positive_only=True), MixupClips(
             tmp / "mixup", "train", window)
         model, processor = build_tiny(ModelConfig(), [r["caption"] for r in positive.rows + temporal.rows])
-        sampler = MixedBatchSampler(len(positive), len(temporal), args.batch, {"positive_only": 4, "temporal": 1})
+        share_p, share_t = (float(x) for x in args.mix.split(":"))
+        sampler = MixedBatchSampler(len(positive), len(temporal), args.batch,
+                                    {"positive_only": share_p, "temporal": share_t})
         collate = AudioTextCollator(processor.tokenizer)
         batch = collate([ConcatDataset([positive, temporal])[i] for i in next(iter(sampler))])
         encoder = ClapEncoder(model, processor)
         rows = {}
-        for name, weight in (("L_c only", 0.0), ("L_c + 0.5 L_t", 0.5)):
-            rows[name] = time_steps(EncoderWithLoss(encoder, TclapLoss(LossConfig(temporal_weight=weight))),
-                                    {**batch, **({} if weight else _without_negatives(batch))}, args.steps)
+        for name, loss in (("L_c only", LossConfig(temporal_weight=0.0)), ("L_c + 0.5 L_t", LossConfig()),
+                           ("+ inversion", LossConfig(inversion_weight=1.0))):
+            rows[name] = time_steps(EncoderWithLoss(encoder, TclapLoss(loss)),
+                                    {**batch, **(_without_negatives(batch) if name == "L_c only" else {})}, args.steps)
         model_rate = args.batch / rows["L_c + 0.5 L_t"]
         data_rates = {}
         for workers in (0, 2):
@@ -64,13 +69,16 @@ def main() -> None:
                 if i == 9:
                     break
             data_rates[workers] = n / (time.perf_counter() - start)
-    result = {"batch": args.batch, "step_seconds": rows,
+    result = {"batch": args.batch, "mix": args.mix, "step_seconds": rows,
               "temporal_overhead_ratio": rows["L_c + 0.5 L_t"] / rows["L_c only"],
+              "swapped_audio_ratio": rows["+ inversion"] / rows["L_c + 0.5 L_t"],
               "model_samples_per_s": model_rate, "data_samples_per_s": data_rates}
     print(f"tiny T-CLAP, batch {args.batch} ({sampler.k_t} temporal), CPU, {torch.get_num_threads()} threads")
     for name, seconds in rows.items():
         print(f"  step {name:14s} {seconds:7.3f} s")
     print(f"  ratio (with L_t / without): {result['temporal_overhead_ratio']:.2f}")
+    print(f"  ratio (+ inversion, which embeds {len(batch['neg_audio'])} swapped clips / L_t alone): "
+          f"{result['swapped_audio_ratio']:.2f}")
     print(f"  model step: {model_rate:8.1f} samples/s")
     for workers, rate in data_rates.items():
         print(f"  data, {workers} workers: {rate:8.1f} samples/s ({rate / model_rate:.1f}x the model step)")

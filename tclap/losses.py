@@ -83,6 +83,12 @@ class TclapLoss(nn.Module):
         labels = torch.arange(len(logits_per_audio), device=logits_per_audio.device)
         return (F.cross_entropy(logits_per_audio, labels) + F.cross_entropy(logits_per_text, labels)) / 2
 
+    @property
+    def uses_negative_audio(self) -> bool:
+        """Whether a term reads order-swapped audio (only the inversion term does: L_t and the hinge
+        contrast captions); without one the trainer leaves those clips out of the audio forward."""
+        return self.config.inversion_weight > 0
+
     def temporal_scale(self, logit_scale_a: Tensor) -> Tensor:
         scale = self.config.temporal_scale
         if scale == "model":

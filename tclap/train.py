@@ -73,12 +73,15 @@ class EncoderWithLoss(nn.Module):
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         b = len(batch["captions"])
-        audio = torch.cat([batch["audio"], batch["neg_audio"]])          # (B + M, L)
+        # the swapped clips cost a third of the audio forward of a half-temporal batch: embedded only for a
+        # term that reads them (their BatchNorm batch statistics then include them)
+        neg_index = batch["neg_audio_index"] if self.criterion.uses_negative_audio else batch["neg_audio_index"][:0]
+        audio = torch.cat([batch["audio"], batch["neg_audio"][: len(neg_index)]])  # (B + M, L), M = 0 unless read
         audio_embeds = self.encoder.audio_embeds(audio)                  # (B + M, D)
         text_embeds = self.encoder.text_embeds(batch["text"]["input_ids"], batch["text"]["attention_mask"])  # (B + K, D)
         model = self.encoder.model
         return self.criterion(audio_embeds[:b], text_embeds[:b], model.logit_scale_a, model.logit_scale_t,
-                              text_embeds[b:], batch["neg_caption_index"], audio_embeds[b:], batch["neg_audio_index"])
+                              text_embeds[b:], batch["neg_caption_index"], audio_embeds[b:], neg_index)
 
 
 def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[list, list]:

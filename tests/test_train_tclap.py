@@ -174,3 +174,41 @@ def test_a_frozen_tower_stays_fixed_through_training_and_validation(run_config, 
     assert any("running_mean" in k for k in audio) and "logit_scale_a" in start
     assert all(torch.equal(start[k], final[k]) for k in audio + ["logit_scale_a"])
     assert not all(torch.equal(start[k], final[k]) for k in start if k.startswith("text_model."))
+
+
+class RecordingEncoder(torch.nn.Module):
+    """Stands in for ClapEncoder: embeddings are slices of the inputs; records each audio forward's clips."""
+
+    def __init__(self):
+        super().__init__()
+        self.model = torch.nn.Module()
+        self.model.logit_scale_a = torch.nn.Parameter(torch.tensor(2.0))
+        self.model.logit_scale_t = torch.nn.Parameter(torch.tensor(2.0))
+        self.clips_per_forward = []
+
+    def audio_embeds(self, audio):
+        self.clips_per_forward.append(len(audio))
+        return torch.nn.functional.normalize(audio[:, :4], dim=-1)
+
+    def text_embeds(self, input_ids, attention_mask):
+        return torch.nn.functional.normalize(input_ids[:, :4].float(), dim=-1)
+
+
+@pytest.mark.parametrize("inversion_weight, clips", [(0.0, 3), (1.0, 5)])
+def test_swapped_clips_enter_the_audio_forward_only_for_the_inversion_term(inversion_weight, clips):
+    """L_t and the hinge contrast captions; embedding the 2 swapped clips as well made the main job's step
+    1.35x slower (benchmarks/tclap_step.py) for nothing unless the inversion term reads them."""
+    from tclap.losses import LossConfig, TclapLoss
+    from tclap.train import EncoderWithLoss
+
+    g = torch.Generator().manual_seed(0)
+    batch = {"captions": ["a", "b", "c"], "audio": torch.rand(3, 8, generator=g) + 0.1,
+             "neg_audio": torch.rand(2, 8, generator=g) + 0.1, "neg_audio_index": torch.tensor([0, 2]),
+             "text": {"input_ids": torch.randint(1, 9, (5, 6), generator=g), "attention_mask": torch.ones(5, 6)},
+             "neg_caption_index": torch.tensor([0, 2])}
+    encoder = RecordingEncoder()
+    loss = TclapLoss(LossConfig(temporal_weight=1.0, separation_weight=1.0, inversion_weight=inversion_weight))
+    terms = EncoderWithLoss(encoder, loss)(batch)
+    assert encoder.clips_per_forward == [clips]
+    assert {"contrastive_loss", "temporal_loss", "separation_loss"} <= set(terms)
+    assert ("inversion_loss" in terms) == bool(inversion_weight)

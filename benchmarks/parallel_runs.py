@@ -33,7 +33,7 @@ def main() -> None:
         tmp = Path(tmp)
         write_order_free_data(tmp, clips=400)
         data = {"positive_only": [str(tmp / "pairs.jsonl")], "mixup": str(tmp / "mixup")}
-        # in its own process: accelerate keeps the first precision a process uses, and the baseline is fp32
+        # in its own process, as the job trains it (accelerate keeps the first precision a process uses)
         baseline = train_stages([(str(default_config("tclap/offline_baseline.yaml")), tmp / "baseline", {
             "model": {"init": "tiny"}, "data": {**data, "validation": str(tmp / "mixup")},
             "train": {"steps": 20}})], parallel_runs=1)[0][0]

@@ -197,7 +197,7 @@ class RecordingEncoder(torch.nn.Module):
 @pytest.mark.parametrize("inversion_weight, clips", [(0.0, 3), (1.0, 5)])
 def test_swapped_clips_enter_the_audio_forward_only_for_the_inversion_term(inversion_weight, clips):
     """L_t and the hinge contrast captions; embedding the 2 swapped clips as well made the main job's step
-    1.35x slower (benchmarks/tclap_step.py) for nothing unless the inversion term reads them."""
+    1.43x slower (benchmarks/tclap_step.py) for nothing unless the inversion term reads them."""
     from tclap.losses import LossConfig, TclapLoss
     from tclap.train import EncoderWithLoss
 

@@ -86,7 +86,8 @@ class TclapLoss(nn.Module):
     @property
     def uses_negative_audio(self) -> bool:
         """Whether a term reads order-swapped audio (only the inversion term does: L_t and the hinge
-        contrast captions); without one the trainer leaves those clips out of the audio forward."""
+        contrast captions); without one the trainer leaves those clips out of the audio forward. A new
+        term that reads `neg_audio_embeds` in `forward` must be added here, or it gets none."""
         return self.config.inversion_weight > 0
 
     def temporal_scale(self, logit_scale_a: Tensor) -> Tensor:

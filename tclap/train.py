@@ -2,8 +2,9 @@
 
 A run config has four sections, each a dataclass: `model` (ModelConfig), `data` (DataConfig),
 `loss` (LossConfig), `train` (TrainConfig). Batches mix positive-only pairs and temporal samples
-at `data.batch_mix`; the temporal samples bring negative captions (and, for mixed-up clips,
-negative audio) that go through the towers in the same forward pass as the positives.
+at `data.batch_mix`; the temporal samples bring negative captions, which go through the text tower
+in the same forward pass as the positives, and, for mixed-up clips, negative audio, which goes through
+the audio tower only when a loss term reads it (`TclapLoss.uses_negative_audio`).
 """
 from __future__ import annotations
 
@@ -75,8 +76,10 @@ class EncoderWithLoss(nn.Module):
         b = len(batch["captions"])
         # the swapped clips cost a third of the audio forward of a half-temporal batch: embedded only for a
         # term that reads them (their BatchNorm batch statistics then include them)
-        neg_index = batch["neg_audio_index"] if self.criterion.uses_negative_audio else batch["neg_audio_index"][:0]
-        audio = torch.cat([batch["audio"], batch["neg_audio"][: len(neg_index)]])  # (B + M, L), M = 0 unless read
+        read = self.criterion.uses_negative_audio
+        neg_audio, neg_index = ((batch["neg_audio"], batch["neg_audio_index"]) if read
+                                else (batch["neg_audio"][:0], batch["neg_audio_index"][:0]))
+        audio = torch.cat([batch["audio"], neg_audio])                   # (B + M, L), M = 0 unless read
         audio_embeds = self.encoder.audio_embeds(audio)                  # (B + M, D)
         text_embeds = self.encoder.text_embeds(batch["text"]["input_ids"], batch["text"]["attention_mask"])  # (B + K, D)
         model = self.encoder.model

@@ -196,8 +196,8 @@ class RecordingEncoder(torch.nn.Module):
 
 @pytest.mark.parametrize("inversion_weight, clips", [(0.0, 3), (1.0, 5)])
 def test_swapped_clips_enter_the_audio_forward_only_for_the_inversion_term(inversion_weight, clips):
-    """L_t and the hinge contrast captions; embedding the 2 swapped clips as well made the main job's step
-    1.43x slower (benchmarks/tclap_step.py) for nothing unless the inversion term reads them."""
+    """L_t and the hinge contrast captions; embedding the swapped clips as well made the main job's step
+    1.5x slower (benchmarks/tclap_step.py) for nothing unless the inversion term reads them."""
     from tclap.losses import LossConfig, TclapLoss
     from tclap.train import EncoderWithLoss
 
@@ -212,3 +212,10 @@ def test_swapped_clips_enter_the_audio_forward_only_for_the_inversion_term(inver
     assert encoder.clips_per_forward == [clips]
     assert {"contrastive_loss", "temporal_loss", "separation_loss"} <= set(terms)
     assert ("inversion_loss" in terms) == bool(inversion_weight)
+    if inversion_weight:  # both sides of the inversion term, the audio side on the swapped clips' embeddings
+        audio = encoder.audio_embeds(torch.cat([batch["audio"], batch["neg_audio"]]))
+        text = encoder.text_embeds(batch["text"]["input_ids"], None)
+        scale = encoder.model.logit_scale_t
+        audio_side = loss.inversion(text[:3], audio[:3], audio[3:], batch["neg_audio_index"], scale)
+        text_side = loss.inversion(audio[:3], text[:3], text[3:], batch["neg_caption_index"], encoder.model.logit_scale_a)
+        torch.testing.assert_close(terms["inversion_loss"], (audio_side + text_side) / 2)

@@ -17,7 +17,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from audioldm_cond.mel import LOG_FLOOR, AudioLdmMel
-from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, EpochConcatDataset, MixupClips
+from tclap.data.datasets import (AudioTextCollator, AudioWindow, CaptionPairs, EpochConcatDataset, MixupClips,
+                                 without_fields)
 from tclap.errors import DataError
 
 
@@ -39,12 +40,6 @@ def manifest_clips(clips: Clips) -> int:
     return sum(len(d) for d in clips.datasets if isinstance(d, CaptionPairs))
 
 
-def _without_negatives(dataset: MixupClips | CaptionPairs) -> MixupClips | CaptionPairs:
-    """Keep audio and caption only, so the negative audio is not even decoded."""
-    dataset.rows = [{**row, "neg_caption": None, "neg_audio": None} for row in dataset.rows]
-    return dataset
-
-
 def training_clips(cfg: ClipDataConfig, sample_rate: int, seed: int, train: bool = True) -> Clips:
     """All training clips: the mixed-up train split and the caption manifests.
 
@@ -60,7 +55,7 @@ def training_clips(cfg: ClipDataConfig, sample_rate: int, seed: int, train: bool
         sources.append(MixupClips(cfg.mixup, "train", window, seed=seed))
     if not sources:
         raise DataError("data: no training clips (set data.mixup or data.captions)")
-    return Clips([_without_negatives(s) for s in sources])
+    return Clips([without_fields(s, "neg_caption", "neg_audio") for s in sources])  # audio and caption only
 
 
 def validation_clips(cfg: ClipDataConfig, sample_rate: int) -> Dataset:
@@ -75,7 +70,7 @@ def validation_clips(cfg: ClipDataConfig, sample_rate: int) -> Dataset:
         raise DataError("data: nothing to validate on (set data.validation or data.mixup)")
     window = AudioWindow(sample_rate, cfg.seconds, train=False)
     dataset = MixupClips(source, "val", window) if Path(source).is_dir() else CaptionPairs(source, window)
-    dataset = _without_negatives(dataset)
+    dataset = without_fields(dataset, "neg_caption", "neg_audio")
     dataset.rows = dataset.rows[:cfg.val_clips]
     return dataset
 

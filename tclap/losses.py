@@ -51,6 +51,13 @@ class LossConfig:
     alpha_same: float = 1.0
     alpha_cross: float = 1.0
 
+    @property
+    def uses_negative_audio(self) -> bool:
+        """Whether a term reads order-swapped audio (only the inversion term does: L_t and the hinge
+        contrast captions); without one the training data leave those clips out, so they are neither
+        decoded nor embedded. A new term that reads `neg_audio_embeds` must be added here, or it gets none."""
+        return self.inversion_weight > 0
+
     def __post_init__(self) -> None:
         if not (self.temporal_scale in ("model", "none") or isinstance(self.temporal_scale, (int, float))):
             raise DataError(f"loss.temporal_scale must be 'model', 'none' or a number, not {self.temporal_scale!r}")
@@ -82,13 +89,6 @@ class TclapLoss(nn.Module):
             audio_embeds, text_embeds, logit_scale_a, logit_scale_t)
         labels = torch.arange(len(logits_per_audio), device=logits_per_audio.device)
         return (F.cross_entropy(logits_per_audio, labels) + F.cross_entropy(logits_per_text, labels)) / 2
-
-    @property
-    def uses_negative_audio(self) -> bool:
-        """Whether a term reads order-swapped audio (only the inversion term does: L_t and the hinge
-        contrast captions); without one the trainer leaves those clips out of the audio forward. A new
-        term that reads `neg_audio_embeds` in `forward` must be added here, or it gets none."""
-        return self.config.inversion_weight > 0
 
     def temporal_scale(self, logit_scale_a: Tensor) -> Tensor:
         scale = self.config.temporal_scale

@@ -4,7 +4,7 @@ A run config has four sections, each a dataclass: `model` (ModelConfig), `data` 
 `loss` (LossConfig), `train` (TrainConfig). Batches mix positive-only pairs and temporal samples
 at `data.batch_mix`; the temporal samples bring negative captions, which go through the text tower
 in the same forward pass as the positives, and, for mixed-up clips, negative audio, which goes through
-the audio tower only when a loss term reads it (`TclapLoss.uses_negative_audio`).
+the audio tower only when a loss term reads it (`LossConfig.uses_negative_audio`).
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
 from tclap.data.datasets import (AudioTextCollator, AudioWindow, CaptionPairs, EpochConcatDataset, MixedBatchSampler,
-                                 MixupClips, Oversampled, mixup_rows)
+                                 MixupClips, Oversampled, mixup_rows, without_fields)
 from tclap.errors import DataError
 from tclap.evaluation import t_classify
 from tclap.losses import LossConfig, TclapLoss
@@ -74,21 +74,18 @@ class EncoderWithLoss(nn.Module):
 
     def forward(self, batch: dict) -> dict[str, Tensor]:
         b = len(batch["captions"])
-        # the swapped clips cost a third of the audio forward of a half-temporal batch: embedded only for a
-        # term that reads them (their BatchNorm batch statistics then include them)
-        read = self.criterion.uses_negative_audio
-        neg_audio, neg_index = ((batch["neg_audio"], batch["neg_audio_index"]) if read
-                                else (batch["neg_audio"][:0], batch["neg_audio_index"][:0]))
-        audio = torch.cat([batch["audio"], neg_audio])                   # (B + M, L), M = 0 unless read
+        audio = torch.cat([batch["audio"], batch["neg_audio"]])          # (B + M, L)
         audio_embeds = self.encoder.audio_embeds(audio)                  # (B + M, D)
         text_embeds = self.encoder.text_embeds(batch["text"]["input_ids"], batch["text"]["attention_mask"])  # (B + K, D)
         model = self.encoder.model
         return self.criterion(audio_embeds[:b], text_embeds[:b], model.logit_scale_a, model.logit_scale_t,
-                              text_embeds[b:], batch["neg_caption_index"], audio_embeds[b:], neg_index)
+                              text_embeds[b:], batch["neg_caption_index"], audio_embeds[b:], batch["neg_audio_index"])
 
 
-def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[list, list]:
-    """(positive-only datasets, temporal datasets) for the training split."""
+def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int, negative_audio: bool = True) -> tuple[list, list]:
+    """(positive-only datasets, temporal datasets) for the training split; without `negative_audio` the
+    temporal samples bring their negative captions only (the swapped clips cost a third of the audio
+    forward of a half-temporal batch, and only the inversion term reads them)."""
     kw = {"seed": seed, "word_insertion": cfg.word_insertion, "word_insertion_from": cfg.word_insertion_from}
     positive = []
     for path, repeats in zip(cfg.positive_only, cfg.positive_only_repeats or [1] * len(cfg.positive_only)):
@@ -99,6 +96,8 @@ def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int) -> tuple[lis
     temporal = [CaptionPairs(p, window, temporal_only=True, **kw) for p in cfg.temporal_captions]
     if cfg.mixup:
         temporal.append(MixupClips(cfg.mixup, "train", window, **kw))
+    if not negative_audio:
+        temporal = [without_fields(d, "neg_audio") for d in temporal]
     if not positive and not temporal:
         raise DataError("data: no training data (set data.mixup, data.temporal_captions or data.positive_only)")
     return positive, temporal
@@ -116,13 +115,13 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
     if cfg.model.init == "tiny":
         max_length_s = cfg.model.features["max_length_s"]
         window = AudioWindow(cfg.model.features["sampling_rate"], max_length_s, train=True)
-        positive, temporal = build_datasets(cfg.data, window, seed)
+        positive, temporal = build_datasets(cfg.data, window, seed, cfg.loss.uses_negative_audio)
         model, processor = build_tiny(cfg.model, _captions(positive + temporal), seed=seed)
     else:
         model, processor = load_clap(cfg.model.init)
         fe = processor.feature_extractor
         window = AudioWindow(fe.sampling_rate, fe.max_length_s, train=True)
-        positive, temporal = build_datasets(cfg.data, window, seed)
+        positive, temporal = build_datasets(cfg.data, window, seed, cfg.loss.uses_negative_audio)
     for name in cfg.freeze:
         if not hasattr(model, name):
             raise DataError(f"freeze: ClapModel has no sub-module or parameter {name!r}")

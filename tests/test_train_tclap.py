@@ -194,10 +194,27 @@ class RecordingEncoder(torch.nn.Module):
         return torch.nn.functional.normalize(input_ids[:, :4].float(), dim=-1)
 
 
-@pytest.mark.parametrize("inversion_weight, clips", [(0.0, 3), (1.0, 5)])
-def test_swapped_clips_enter_the_audio_forward_only_for_the_inversion_term(inversion_weight, clips):
-    """L_t and the hinge contrast captions; embedding the swapped clips as well made the main job's step
-    1.5x slower (benchmarks/tclap_step.py) for nothing unless the inversion term reads them."""
+@pytest.mark.parametrize("inversion_weight", [0.0, 1.0])
+def test_swapped_clips_are_loaded_and_embedded_only_for_the_inversion_term(run_config, tmp_path, inversion_weight):
+    """L_t and the hinge contrast captions; loading and embedding the swapped clips as well made the main
+    job's step 1.5x slower (benchmarks/tclap_step.py) for nothing unless the inversion term reads them."""
+    from tclap.config import read_run_config
+    from tclap.train import RunConfig, prepare
+
+    cfg = read_run_config(RunConfig, run_config(tmp_path / "run"), [f"loss.inversion_weight={inversion_weight}"])
+    module, loader, _ = prepare(cfg)
+    batch = next(iter(loader))
+    clips, embed = [], module.encoder.audio_embeds
+    module.encoder.audio_embeds = lambda audio: clips.append(len(audio)) or embed(audio)
+    terms = module(batch)
+    swapped = len(batch["neg_caption_index"])  # each mixed-up clip brings a swapped caption and a swapped clip
+    assert swapped > 0 and len(batch["neg_audio"]) == (swapped if inversion_weight else 0)
+    assert clips == [len(batch["captions"]) + len(batch["neg_audio"])]
+    assert "temporal_loss" in terms and ("inversion_loss" in terms) == bool(inversion_weight)
+
+
+def test_the_inversion_term_reads_the_swapped_clips_embedded_in_the_forward():
+    """Both sides of the inversion term, the audio side on the swapped clips' embeddings."""
     from tclap.losses import LossConfig, TclapLoss
     from tclap.train import EncoderWithLoss
 
@@ -207,15 +224,12 @@ def test_swapped_clips_enter_the_audio_forward_only_for_the_inversion_term(inver
              "text": {"input_ids": torch.randint(1, 9, (5, 6), generator=g), "attention_mask": torch.ones(5, 6)},
              "neg_caption_index": torch.tensor([0, 2])}
     encoder = RecordingEncoder()
-    loss = TclapLoss(LossConfig(temporal_weight=1.0, separation_weight=1.0, inversion_weight=inversion_weight))
+    loss = TclapLoss(LossConfig(temporal_weight=1.0, separation_weight=1.0, inversion_weight=1.0))
     terms = EncoderWithLoss(encoder, loss)(batch)
-    assert encoder.clips_per_forward == [clips]
-    assert {"contrastive_loss", "temporal_loss", "separation_loss"} <= set(terms)
-    assert ("inversion_loss" in terms) == bool(inversion_weight)
-    if inversion_weight:  # both sides of the inversion term, the audio side on the swapped clips' embeddings
-        audio = encoder.audio_embeds(torch.cat([batch["audio"], batch["neg_audio"]]))
-        text = encoder.text_embeds(batch["text"]["input_ids"], None)
-        scale = encoder.model.logit_scale_t
-        audio_side = loss.inversion(text[:3], audio[:3], audio[3:], batch["neg_audio_index"], scale)
-        text_side = loss.inversion(audio[:3], text[:3], text[3:], batch["neg_caption_index"], encoder.model.logit_scale_a)
-        torch.testing.assert_close(terms["inversion_loss"], (audio_side + text_side) / 2)
+    assert encoder.clips_per_forward == [5]
+    assert {"contrastive_loss", "temporal_loss", "separation_loss", "inversion_loss"} <= set(terms)
+    audio = encoder.audio_embeds(torch.cat([batch["audio"], batch["neg_audio"]]))
+    text = encoder.text_embeds(batch["text"]["input_ids"], None)
+    audio_side = loss.inversion(text[:3], audio[:3], audio[3:], batch["neg_audio_index"], encoder.model.logit_scale_t)
+    text_side = loss.inversion(audio[:3], text[:3], text[3:], batch["neg_caption_index"], encoder.model.logit_scale_a)
+    torch.testing.assert_close(terms["inversion_loss"], (audio_side + text_side) / 2)

@@ -92,6 +92,13 @@ class _AudioTextDataset(Dataset):
                 "neg_audio": signals[1] if len(signals) > 1 else None}
 
 
+def without_fields(dataset: _AudioTextDataset, *fields: str) -> _AudioTextDataset:
+    """`dataset` with `fields` ("neg_caption", "neg_audio") set to None in every row, so they are not even
+    loaded (a negative audio is then not decoded, and the batch holds none)."""
+    dataset.rows = [{**row, **dict.fromkeys(fields)} for row in dataset.rows]
+    return dataset
+
+
 class EpochConcatDataset(ConcatDataset):
     """A ConcatDataset that passes `set_epoch` on to its parts, so their crops and caption insertions
     change per epoch (torch's ConcatDataset has no `set_epoch`, and the trainer and accelerate only call

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from tclap.data.datasets import read_pairs
 from tclap.data.library import read_library
 from tclap.data.mixup import MANIFEST, SETTINGS, read_manifest
 from tclap.data.orderfree import write_order_free_pairs
@@ -46,3 +48,16 @@ def test_unknown_kinds_are_named(mixup_dir, tmp_path, kinds):
     with pytest.raises(DataError, match="kinds"):
         write_order_free_pairs(mixup_dir, tmp_path / "x.jsonl", kinds=kinds)
     assert not (tmp_path / "x.jsonl").exists()
+
+
+def test_audio_paths_are_relative_to_the_jsonl_so_a_results_folder_can_move(mixup_dir, tmp_path):
+    out = tmp_path / "job" / "pairs.jsonl"
+    write_order_free_pairs(mixup_dir, out)
+    clips = {r["id"]: mixup_dir / r["audio"] for r in read_manifest(mixup_dir / MANIFEST)}
+    library = read_library(json.loads((mixup_dir / SETTINGS).read_text())["library"])
+    singles = {f"{f.path.stem}-single": f.path for f in library.files}
+    rows = read_pairs(out)
+    assert rows and not any(Path(r["audio"]).is_absolute() for r in _rows(out))
+    for row in rows:
+        original = clips[row["id"].removesuffix("-orderfree")] if row["id"].endswith("-orderfree") else singles[row["id"]]
+        assert row["audio"].samefile(original)

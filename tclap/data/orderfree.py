@@ -36,7 +36,8 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
 
     Args:
         mixup_dir: a folder built by `tclap mixup` (its settings name the library and folds).
-        out: JSONL to write (`id`, `audio` absolute path, `caption`).
+        out: JSONL to write (`id`, `caption`, and `audio`, a path relative to the JSONL's folder, as
+            `read_pairs` reads it: a results folder holding the JSONL, the clips and the library can move).
         split: which split's clips and folds to use.
         seed: caption choice seed.
         kinds: "mixup" (the mixed-up clips), "single" (the single events), or both.
@@ -47,6 +48,7 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
     if not kinds or set(kinds) - set(KINDS):
         raise DataError(f"kinds: one or more of {', '.join(KINDS)}, got {list(kinds)}")
     mixup_dir, out = Path(mixup_dir), Path(out)
+    base = out.parent.resolve()
     settings = json.loads((mixup_dir / SETTINGS).read_text())
     library = read_library(settings["library"])
     folds = assign_folds(library.folds, settings["test_folds"], settings["val_folds"])[split]
@@ -57,11 +59,11 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
         order = rng.permutation(len(labels))
         template = PAIR[rng.integers(len(PAIR))] if len(labels) == 2 else ", ".join(
             "{%d}" % i for i in range(len(labels)))
-        audio = (mixup_dir / record["audio"]).resolve()
-        by_kind["mixup"].append({"id": f"{record['id']}-orderfree", "audio": str(audio),
+        audio = os.path.relpath((mixup_dir / record["audio"]).resolve(), base)
+        by_kind["mixup"].append({"id": f"{record['id']}-orderfree", "audio": audio,
                                  "caption": template.format(*[labels[i] for i in order])})
     for file in library.in_folds(folds):
-        by_kind["single"].append({"id": f"{file.path.stem}-single", "audio": str(file.path.resolve()),
+        by_kind["single"].append({"id": f"{file.path.stem}-single", "audio": os.path.relpath(file.path.resolve(), base),
                                   "caption": SINGLE[rng.integers(len(SINGLE))].format(label_text(file.category))})
     rows = [row for kind in KINDS if kind in kinds for row in by_kind[kind]]  # mixed-up clips first
     out.parent.mkdir(parents=True, exist_ok=True)

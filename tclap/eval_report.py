@@ -20,11 +20,12 @@ from torch import Tensor  # noqa: E402
 
 def table_columns(results: dict[str, dict[str, float]]) -> list[str]:
     """Percentage metrics, in the order they first appear: floats, except per-fold and per-template
-    scores (those stay in metrics.json)."""
+    scores and the zero-shot margin, a cosine (those stay in metrics.json)."""
     columns: dict[str, None] = {}
     for metrics in results.values():
         columns.update((k, None) for k, v in metrics.items()
-                       if isinstance(v, float) and "_fold" not in k and "_phrasing[" not in k)
+                       if isinstance(v, float) and "_fold" not in k and "_phrasing[" not in k
+                       and not k.endswith("_margin"))
     return list(columns)
 
 

@@ -8,11 +8,11 @@ import torch
 from tclap.eval_report import markdown_table, write_report
 
 RESULTS = {"base": {"tclassify_t2a": 51.25, "n_items": 10, "zeroshot_esc50_acc": 80.04,
-                    "zeroshot_esc50_acc_fold1": 75.0},
+                    "zeroshot_esc50_acc_fold1": 75.0, "zeroshot_esc50_margin": 0.21},
            "tclap": {"tclassify_t2a": 87.96, "compa_group": 33.333, "n_items": 10}}
 
 
-def test_table_has_a_row_per_model_and_a_column_per_percentage():
+def test_table_has_a_row_per_model_and_a_column_per_percentage():  # the fold score and the margin stay out
     assert markdown_table(RESULTS) == (
         "| model | tclassify_t2a | zeroshot_esc50_acc | compa_group |\n"
         "|---|---|---|---|\n"

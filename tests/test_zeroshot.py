@@ -21,8 +21,17 @@ def test_accuracy_overall_and_per_fold():
     audio = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.6, 0.4]])   # predicted 0, 1, 0, 0
     labels = torch.tensor([0, 1, 1, 0])                                          # right, right, wrong, right
     result = zero_shot_accuracy(audio, class_text, labels, [1, 1, 2, 2])
-    assert result == {"acc": 75.0, "acc_fold1": 100.0, "acc_fold2": 50.0, "n": 4}
-    assert zero_shot_accuracy(audio, class_text, labels, [None] * 4) == {"acc": 75.0, "n": 4}
+    # true minus best other, by hand: 0.9-0.1, 0.8-0.2, 0.3-0.7, 0.6-0.4
+    margin = pytest.approx((0.8 + 0.6 - 0.4 + 0.2) / 4)
+    assert result == {"acc": 75.0, "margin": margin, "acc_fold1": 100.0, "acc_fold2": 50.0, "n": 4}
+    assert zero_shot_accuracy(audio, class_text, labels, [None] * 4) == {"acc": 75.0, "margin": margin, "n": 4}
+
+
+def test_margin_is_against_the_best_other_class_of_three():
+    class_text = torch.eye(3)
+    audio = torch.tensor([[0.5, 0.2, 0.4], [0.1, 0.3, 0.6]])
+    labels = torch.tensor([0, 1])                              # 0.5 - 0.4 and 0.3 - 0.6
+    assert zero_shot_accuracy(audio, class_text, labels, [None] * 2)["margin"] == pytest.approx((0.1 - 0.3) / 2)
 
 
 def test_prompts_read_underscores_as_spaces_and_need_a_label_slot():
@@ -42,7 +51,8 @@ def test_zero_shot_scores_each_clip_against_every_class_prompt(tmp_path):
     embedder = DictEmbedder(audio={"a.wav": [1, 0], "b.wav": [0, 1], "c.wav": [1, 0.2]},
                             text={"The dog bark": [1, 0], "The rain": [0, 1]})
     result = zero_shot(embedder, clips, "The {label}")
-    assert result == {"acc": pytest.approx(100 * 2 / 3), "acc_fold1": 100.0, "acc_fold2": 0.0, "n": 3}
+    assert result == {"acc": pytest.approx(100 * 2 / 3), "margin": pytest.approx((1 + 1 + 0.2 - 1) / 3),
+                      "acc_fold1": 100.0, "acc_fold2": 0.0, "n": 3}
 
 
 def test_us8k_layout(tmp_path):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -50,14 +51,16 @@ def test_unknown_kinds_are_named(mixup_dir, tmp_path, kinds):
     assert not (tmp_path / "x.jsonl").exists()
 
 
-def test_audio_paths_are_relative_to_the_jsonl_so_a_results_folder_can_move(mixup_dir, tmp_path):
-    out = tmp_path / "job" / "pairs.jsonl"
-    write_order_free_pairs(mixup_dir, out)
-    clips = {r["id"]: mixup_dir / r["audio"] for r in read_manifest(mixup_dir / MANIFEST)}
-    library = read_library(json.loads((mixup_dir / SETTINGS).read_text())["library"])
-    singles = {f"{f.path.stem}-single": f.path for f in library.files}
-    rows = read_pairs(out)
-    assert rows and not any(Path(r["audio"]).is_absolute() for r in _rows(out))
-    for row in rows:
-        original = clips[row["id"].removesuffix("-orderfree")] if row["id"].endswith("-orderfree") else singles[row["id"]]
-        assert row["audio"].samefile(original)
+def test_audio_paths_under_the_jsonl_folder_are_relative_so_the_folder_can_move(mixup_dir, tmp_path):
+    job = tmp_path / "job"
+    shutil.copytree(mixup_dir, job / "mixup")            # the clips move with the job; the library stays outside
+    write_order_free_pairs(job / "mixup", job / "pairs.jsonl")
+    rows = _rows(job / "pairs.jsonl")
+    clips = [r for r in rows if r["id"].endswith("-orderfree")]
+    singles = [r for r in rows if r["id"].endswith("-single")]
+    assert clips and singles
+    assert all(r["audio"].startswith("mixup/") for r in clips)
+    assert all(Path(r["audio"]).is_absolute() for r in singles)
+    (job).rename(tmp_path / "moved")
+    for row in read_pairs(tmp_path / "moved" / "pairs.jsonl"):
+        assert row["audio"].is_file(), row["audio"]

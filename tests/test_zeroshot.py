@@ -23,7 +23,8 @@ def test_accuracy_overall_and_per_fold():
     result = zero_shot_accuracy(audio, class_text, labels, [1, 1, 2, 2])
     # true minus best other, by hand: 0.9-0.1, 0.8-0.2, 0.3-0.7, 0.6-0.4
     margin = pytest.approx((0.8 + 0.6 - 0.4 + 0.2) / 4)
-    assert result == {"acc": 75.0, "margin": margin, "acc_fold1": 100.0, "acc_fold2": 50.0, "n": 4}
+    assert result == {"acc": 75.0, "margin": margin, "acc_fold1": 100.0, "margin_fold1": pytest.approx(0.7),
+                      "acc_fold2": 50.0, "margin_fold2": pytest.approx(-0.1), "n": 4}
     assert zero_shot_accuracy(audio, class_text, labels, [None] * 4) == {"acc": 75.0, "margin": margin, "n": 4}
 
 
@@ -32,6 +33,7 @@ def test_margin_is_against_the_best_other_class_of_three():
     audio = torch.tensor([[0.5, 0.2, 0.4], [0.1, 0.3, 0.6]])
     labels = torch.tensor([0, 1])                              # 0.5 - 0.4 and 0.3 - 0.6
     assert zero_shot_accuracy(audio, class_text, labels, [None] * 2)["margin"] == pytest.approx((0.1 - 0.3) / 2)
+    assert "margin" not in zero_shot_accuracy(audio[:, :1], class_text[:1, :1], torch.tensor([0, 0]), [None] * 2)
 
 
 def test_prompts_read_underscores_as_spaces_and_need_a_label_slot():
@@ -52,7 +54,8 @@ def test_zero_shot_scores_each_clip_against_every_class_prompt(tmp_path):
                             text={"The dog bark": [1, 0], "The rain": [0, 1]})
     result = zero_shot(embedder, clips, "The {label}")
     assert result == {"acc": pytest.approx(100 * 2 / 3), "margin": pytest.approx((1 + 1 + 0.2 - 1) / 3),
-                      "acc_fold1": 100.0, "acc_fold2": 0.0, "n": 3}
+                      "acc_fold1": 100.0, "margin_fold1": pytest.approx(1.0), "acc_fold2": 0.0,
+                      "margin_fold2": pytest.approx(0.2 - 1), "n": 3}
 
 
 def test_us8k_layout(tmp_path):

@@ -36,8 +36,10 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
 
     Args:
         mixup_dir: a folder built by `tclap mixup` (its settings name the library and folds).
-        out: JSONL to write (`id`, `caption`, and `audio`, a path relative to the JSONL's folder, as
-            `read_pairs` reads it: a results folder holding the JSONL, the clips and the library can move).
+        out: JSONL to write (`id`, `caption`, `audio`). `audio` is relative to the JSONL's folder, as
+            `read_pairs` reads it, where the clip lies under that folder (the main job's world and
+            clips), so the JSONL's readers survive a move of the whole results folder; elsewhere (an
+            outside `--library`) it is absolute. `mixup.json` still names the library absolutely.
         split: which split's clips and folds to use.
         seed: caption choice seed.
         kinds: "mixup" (the mixed-up clips), "single" (the single events), or both.
@@ -59,11 +61,11 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
         order = rng.permutation(len(labels))
         template = PAIR[rng.integers(len(PAIR))] if len(labels) == 2 else ", ".join(
             "{%d}" % i for i in range(len(labels)))
-        audio = os.path.relpath((mixup_dir / record["audio"]).resolve(), base)
+        audio = _audio_path(mixup_dir / record["audio"], base)
         by_kind["mixup"].append({"id": f"{record['id']}-orderfree", "audio": audio,
                                  "caption": template.format(*[labels[i] for i in order])})
     for file in library.in_folds(folds):
-        by_kind["single"].append({"id": f"{file.path.stem}-single", "audio": os.path.relpath(file.path.resolve(), base),
+        by_kind["single"].append({"id": f"{file.path.stem}-single", "audio": _audio_path(file.path, base),
                                   "caption": SINGLE[rng.integers(len(SINGLE))].format(label_text(file.category))})
     rows = [row for kind in KINDS if kind in kinds for row in by_kind[kind]]  # mixed-up clips first
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -71,3 +73,9 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
     tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     os.replace(tmp, out)
     return len(rows)
+
+
+def _audio_path(path: Path, base: Path) -> str:
+    """`path` relative to `base` (a resolved folder) where it lies under it, else absolute."""
+    path = path.resolve()
+    return str(path.relative_to(base)) if path.is_relative_to(base) else str(path)

@@ -38,6 +38,9 @@ class DataConfig:
     validation: str | None = None   # mixed-up clip folder whose val split is scored in training (default: mixup)
     word_insertion: float = 0.0     # probability that a training caption gets a random word (tclap.data.augment)
     word_insertion_from: int = 0    # ... from this epoch on (an epoch: one pass over the positive-only set)
+    # a batch never holds both orders of one mixed-up event pair (MixedBatchSampler's `orders`), as in a real
+    # caption set; offline, such batches let the lambda = 0 control learn order through L_c (docs/results.md)
+    one_order_per_batch: bool = False
 
     def __post_init__(self) -> None:
         repeats = self.positive_only_repeats
@@ -126,8 +129,9 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
         if not hasattr(model, name):
             raise DataError(f"freeze: ClapModel has no sub-module or parameter {name!r}")
         getattr(model, name).requires_grad_(False)
+    orders = [r.get("order") for d in temporal for r in d.rows] if cfg.data.one_order_per_batch else None
     sampler = MixedBatchSampler(sum(map(len, positive)), sum(map(len, temporal)), cfg.train.batch_size,
-                                cfg.data.batch_mix, seed=seed)
+                                cfg.data.batch_mix, seed=seed, orders=orders)
     loader = DataLoader(EpochConcatDataset(positive + temporal), batch_sampler=sampler,
                         collate_fn=AudioTextCollator(processor.tokenizer), num_workers=cfg.train.num_workers)
     return EncoderWithLoss(ClapEncoder(model, processor), TclapLoss(cfg.loss), cfg.freeze), loader, processor

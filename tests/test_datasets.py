@@ -113,6 +113,38 @@ def test_batch_mix_edge_cases():
         MixedBatchSampler(0, 0, 4, {"positive_only": 4, "temporal": 1})
 
 
+def test_one_order_per_batch_never_puts_a_pair_with_its_reverse():
+    """12 events, every ordered pair of them: without `orders` most batches hold some pair both ways."""
+    events = [f"e{k}" for k in range(12)]
+    orders = [(a, b) for a in events for b in events if a != b] * 2
+    def reversed_pairs(sampler):
+        temporal = [[orders[i - 200] for i in batch if i >= 200] for batch in sampler]
+        return [sum((b, a) in set(t) for (a, b) in set(t)) // 2 for t in temporal], temporal
+
+    plain, _ = reversed_pairs(MixedBatchSampler(200, len(orders), 40, {"positive_only": 1, "temporal": 1}, seed=0))
+    kept = MixedBatchSampler(200, len(orders), 40, {"positive_only": 1, "temporal": 1}, seed=0, orders=orders)
+    counts, temporal = reversed_pairs(kept)
+    assert sum(c > 0 for c in plain) > len(plain) // 2 and counts == [0] * len(counts)
+    assert all(len(t) == 20 for t in temporal) and len(list(kept)) == 10
+    assert len({i for batch in kept for i in batch if i >= 200}) == 200  # put off, not dropped: 10 x 20 distinct
+
+
+def test_a_put_off_sample_leads_the_next_batch_and_none_is_lost():
+    orders = [("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")]
+    sampler = MixedBatchSampler(0, 4, 2, {"positive_only": 0, "temporal": 1}, orders=orders)
+    for epoch in range(5):
+        sampler.set_epoch(epoch)
+        batches = list(sampler)
+        assert all({orders[i] for i in b} not in ({("a", "b"), ("b", "a")}, {("c", "d"), ("d", "c")})
+                   for b in batches)
+        assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]  # a put-off sample comes next batch
+
+
+def test_orders_must_match_the_temporal_samples():
+    with pytest.raises(DataError, match="one per temporal sample"):
+        MixedBatchSampler(0, 2, 2, {"positive_only": 0, "temporal": 1}, orders=[("a", "b")])
+
+
 def test_collator_indexes_negatives_into_the_batch(mixup_dir, tmp_path):
     window = AudioWindow(16000, 1.0, train=False)
     audio = str(mixup_dir / "audio" / "mix000000.wav")

@@ -233,3 +233,17 @@ def test_the_inversion_term_reads_the_swapped_clips_embedded_in_the_forward():
     audio_side = loss.inversion(text[:3], audio[:3], audio[3:], batch["neg_audio_index"], encoder.model.logit_scale_t)
     text_side = loss.inversion(audio[:3], text[:3], text[3:], batch["neg_caption_index"], encoder.model.logit_scale_a)
     torch.testing.assert_close(terms["inversion_loss"], (audio_side + text_side) / 2)
+
+
+@pytest.mark.parametrize("one_order", [False, True])
+def test_one_order_per_batch_gives_the_sampler_each_clips_event_order(run_config, mixup_dir, tmp_path, one_order):
+    from tclap.config import read_run_config
+    from tclap.data.mixup import MANIFEST, read_manifest
+    from tclap.train import RunConfig, prepare
+
+    cfg = read_run_config(RunConfig, run_config(tmp_path / "run"), [f"data.one_order_per_batch={one_order}"])
+    _, loader, _ = prepare(cfg)
+    expected = [tuple(e["label"] for e in r["events"]) for r in read_manifest(mixup_dir / MANIFEST)
+                if r["split"] == "train"]
+    assert loader.batch_sampler.orders == (expected if one_order else None)
+    assert all(len(order) == 2 for order in expected)

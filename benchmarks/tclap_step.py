@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import ConcatDataset, DataLoader
 
-from tclap.data.datasets import AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips
+from tclap.data.datasets import (AudioTextCollator, AudioWindow, CaptionPairs, MixedBatchSampler, MixupClips,
+                                 without_fields)
 from tclap.losses import LossConfig, TclapLoss
 from tclap.model import ClapEncoder, ModelConfig, build_tiny
 from tclap.train import EncoderWithLoss
@@ -72,8 +73,9 @@ def main() -> None:
                 rows[name] = min(rows[name], time_steps(EncoderWithLoss(encoder, loss), rows_batch, args.steps))
         model_rate = args.batch / rows["L_c + 0.5 L_t"]
         data_rates = {}
-        for workers in (0, 2):
-            loader = DataLoader(ConcatDataset([positive, temporal]), batch_sampler=sampler, collate_fn=collate,
+        as_trained = ConcatDataset([positive, without_fields(MixupClips(tmp / "mixup", "train", window), "neg_audio")])
+        for workers in (0, 2):  # the swapped clips left out, as training leaves them when no term reads them
+            loader = DataLoader(as_trained, batch_sampler=sampler, collate_fn=collate,
                                 num_workers=workers)
             start, n = time.perf_counter(), 0
             for i, b in enumerate(loader):

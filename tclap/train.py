@@ -130,6 +130,9 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
             raise DataError(f"freeze: ClapModel has no sub-module or parameter {name!r}")
         getattr(model, name).requires_grad_(False)
     orders = [r.get("order") for d in temporal for r in d.rows] if cfg.data.one_order_per_batch else None
+    if orders is not None and not any(orders):
+        raise DataError("data.one_order_per_batch needs mixed-up clips (data.mixup), whose manifest names each "
+                        "clip's events in time order; caption sets (data.temporal_captions) name none")
     sampler = MixedBatchSampler(sum(map(len, positive)), sum(map(len, temporal)), cfg.train.batch_size,
                                 cfg.data.batch_mix, seed=seed, orders=orders)
     loader = DataLoader(EpochConcatDataset(positive + temporal), batch_sampler=sampler,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -16,6 +17,7 @@ from safetensors.torch import load_file
 from transformers import ClapModel, ClapProcessor, ClapTextModelWithProjection
 
 from tclap.data.orderfree import write_order_free_pairs
+from tclap.errors import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -247,3 +249,18 @@ def test_one_order_per_batch_gives_the_sampler_each_clips_event_order(run_config
                 if r["split"] == "train"]
     assert loader.batch_sampler.orders == (expected if one_order else None)
     assert all(len(order) == 2 for order in expected)
+
+
+def test_one_order_per_batch_without_mixed_up_clips_is_a_clear_error(run_config, mixup_dir, tmp_path):
+    from tclap.config import read_run_config
+    from tclap.data.mixup import MANIFEST, read_manifest
+    from tclap.train import RunConfig, prepare
+
+    captions = tmp_path / "temporal.jsonl"  # a caption set with negatives: no events named
+    captions.write_text("".join(json.dumps({"audio": str(mixup_dir / r["audio"]), "caption": r["caption"],
+                                            "negative": r["neg_caption"]}) + "\n"
+                                for r in read_manifest(mixup_dir / MANIFEST)))
+    cfg = read_run_config(RunConfig, run_config(tmp_path / "run"), [
+        "data.mixup=null", f"data.temporal_captions=[{captions}]", "data.one_order_per_batch=true"])
+    with pytest.raises(DataError, match="one_order_per_batch needs mixed-up clips"):
+        prepare(cfg)

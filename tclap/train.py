@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from accelerate import PartialState
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
@@ -133,8 +134,10 @@ def prepare(cfg: RunConfig) -> tuple[EncoderWithLoss, DataLoader, object]:
     if orders is not None and not any(orders):
         raise DataError("data.one_order_per_batch needs mixed-up clips (data.mixup), whose manifest names each "
                         "clip's events in time order; caption sets (data.temporal_captions) name none")
+    # with N processes, accelerate deals sampler batch i to process i % N and L_c gathers the N of a step
+    group = PartialState().num_processes if orders is not None else 1
     sampler = MixedBatchSampler(sum(map(len, positive)), sum(map(len, temporal)), cfg.train.batch_size,
-                                cfg.data.batch_mix, seed=seed, orders=orders)
+                                cfg.data.batch_mix, seed=seed, orders=orders, group=group)
     loader = DataLoader(EpochConcatDataset(positive + temporal), batch_sampler=sampler,
                         collate_fn=AudioTextCollator(processor.tokenizer), num_workers=cfg.train.num_workers)
     return EncoderWithLoss(ClapEncoder(model, processor), TclapLoss(cfg.loss), cfg.freeze), loader, processor

@@ -113,31 +113,58 @@ def test_batch_mix_edge_cases():
         MixedBatchSampler(0, 0, 4, {"positive_only": 4, "temporal": 1})
 
 
+def _temporal_orders(sampler, orders, n_positive):
+    return [[orders[i - n_positive] for i in batch if i >= n_positive] for batch in sampler]
+
+
+def _reversed_pairs(groups):
+    return [sum((b, a) in set(g) for (a, b) in set(g)) // 2 for g in groups]
+
+
 def test_one_order_per_batch_never_puts_a_pair_with_its_reverse():
     """12 events, every ordered pair of them: without `orders` most batches hold some pair both ways."""
     events = [f"e{k}" for k in range(12)]
-    orders = [(a, b) for a in events for b in events if a != b] * 2
-    def reversed_pairs(sampler):
-        temporal = [[orders[i - 200] for i in batch if i >= 200] for batch in sampler]
-        return [sum((b, a) in set(t) for (a, b) in set(t)) // 2 for t in temporal], temporal
-
-    plain, _ = reversed_pairs(MixedBatchSampler(200, len(orders), 40, {"positive_only": 1, "temporal": 1}, seed=0))
+    orders = [[a, b] for a in events for b in events if a != b] * 2  # lists, as read from JSON
+    pairs = [tuple(o) for o in orders]
+    plain = MixedBatchSampler(200, len(orders), 40, {"positive_only": 1, "temporal": 1}, seed=0)
     kept = MixedBatchSampler(200, len(orders), 40, {"positive_only": 1, "temporal": 1}, seed=0, orders=orders)
-    counts, temporal = reversed_pairs(kept)
-    assert sum(c > 0 for c in plain) > len(plain) // 2 and counts == [0] * len(counts)
-    assert all(len(t) == 20 for t in temporal) and len(list(kept)) == 10
-    assert len({i for batch in kept for i in batch if i >= 200}) == 200  # put off, not dropped: 10 x 20 distinct
+    assert sum(c > 0 for c in _reversed_pairs(_temporal_orders(plain, pairs, 200))) > len(plain) // 2
+    temporal = _temporal_orders(kept, pairs, 200)
+    assert _reversed_pairs(temporal) == [0] * len(temporal) and all(len(t) == 20 for t in temporal)
+    # the same stream, some samples later: none put off is lost (each waits a batch or two here)
+    drawn = [i for batch in kept for i in batch if i >= 200]
+    assert {i for batch in list(plain)[:8] for i in batch if i >= 200} <= set(drawn)
+    assert len(set(drawn)) == len(drawn) == 200
+
+
+def test_one_order_per_batch_holds_across_a_group_of_batches():
+    """With N processes each taking one sampler batch a step, L_c sees N batches together."""
+    events = [f"e{k}" for k in range(6)]
+    orders = [(a, b) for a in events for b in events if a != b]
+    for group in (1, 2, 3):
+        sampler = MixedBatchSampler(0, len(orders), 6, {"positive_only": 0, "temporal": 1}, orders=orders,
+                                    group=group)
+        batches = _temporal_orders(sampler, orders, 0)
+        steps = [sum(batches[k:k + group], []) for k in range(0, len(batches) - group + 1, group)]
+        assert _reversed_pairs(steps) == [0] * len(steps)
+    plain = _temporal_orders(MixedBatchSampler(0, len(orders), 6, {"positive_only": 0, "temporal": 1}), orders, 0)
+    assert any(_reversed_pairs([sum(plain[k:k + 3], []) for k in range(0, len(plain) - 2, 3)]))
 
 
 def test_a_put_off_sample_leads_the_next_batch_and_none_is_lost():
     orders = [("a", "b"), ("b", "a"), ("c", "d"), ("d", "c")]
+    both = ({("a", "b"), ("b", "a")}, {("c", "d"), ("d", "c")})
+    plain = MixedBatchSampler(0, 4, 2, {"positive_only": 0, "temporal": 1})
     sampler = MixedBatchSampler(0, 4, 2, {"positive_only": 0, "temporal": 1}, orders=orders)
-    for epoch in range(5):
+    clashes = 0
+    for epoch in range(20):
+        plain.set_epoch(epoch)
         sampler.set_epoch(epoch)
+        clashes += sum({orders[i] for i in b} in both for b in plain)
         batches = list(sampler)
-        assert all({orders[i] for i in b} not in ({("a", "b"), ("b", "a")}, {("c", "d"), ("d", "c")})
-                   for b in batches)
+        assert all({orders[i] for i in b} not in both for b in batches)
         assert sorted(i for b in batches for i in b) == [0, 1, 2, 3]  # a put-off sample comes next batch
+    assert clashes  # the epochs above did put samples off
 
 
 def test_orders_must_match_the_temporal_samples():

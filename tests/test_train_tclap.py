@@ -238,16 +238,21 @@ def test_the_inversion_term_reads_the_swapped_clips_embedded_in_the_forward():
 
 
 @pytest.mark.parametrize("one_order", [False, True])
-def test_one_order_per_batch_gives_the_sampler_each_clips_event_order(run_config, mixup_dir, tmp_path, one_order):
+def test_one_order_per_batch_gives_the_sampler_each_clips_event_order(run_config, mixup_dir, tmp_path, one_order,
+                                                                      monkeypatch):
+    import tclap.train
     from tclap.config import read_run_config
     from tclap.data.mixup import MANIFEST, read_manifest
     from tclap.train import RunConfig, prepare
 
+    # as under `accelerate launch --num_processes 3`: the orders hold across the 3 batches of a step
+    monkeypatch.setattr(tclap.train, "PartialState", lambda: type("State", (), {"num_processes": 3})())
     cfg = read_run_config(RunConfig, run_config(tmp_path / "run"), [f"data.one_order_per_batch={one_order}"])
     _, loader, _ = prepare(cfg)
     expected = [tuple(e["label"] for e in r["events"]) for r in read_manifest(mixup_dir / MANIFEST)
                 if r["split"] == "train"]
     assert loader.batch_sampler.orders == (expected if one_order else None)
+    assert loader.batch_sampler.group == (3 if one_order else 1)
     assert all(len(order) == 2 for order in expected)
 
 

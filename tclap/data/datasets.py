@@ -208,16 +208,21 @@ class MixedBatchSampler(Sampler[list[int]]):
         seed: shuffling seed; `set_epoch` changes the order per epoch, reproducibly.
         orders: optional, one per temporal sample: its events in time order (e.g. ("dog", "speech")), or
             None. A batch then never holds two samples whose orders are each other's reverse: a sample that
-            would be the second is put off to the next batch. A real caption set almost never puts both
-            orders of one pair in a batch; a small sound world does often (12 classes, 20 mixed-up clips:
-            76 % of batches), and that lets L_c alone learn order (docs/results.md).
+            would be the second waits and comes first in a later batch of the epoch (those still waiting
+            when the epoch ends come round in the next epoch's reshuffle). A real caption set almost never
+            puts both orders of one pair in a batch; a small sound world does often (12 classes, 20
+            mixed-up clips: 76 % of batches), and that lets L_c alone learn order (docs/results.md).
+        group: consecutive batches that form one contrastive batch (N when N processes each take one
+            sampler batch per step and L_c gathers them); `orders` holds across the group.
     """
 
     def __init__(self, n_positive_only: int, n_temporal: int, batch_size: int,
-                 ratio: dict[str, float], seed: int = 0, orders: Sequence[tuple | None] | None = None):
+                 ratio: dict[str, float], seed: int = 0, orders: Sequence[Sequence | None] | None = None,
+                 group: int = 1):
         if orders is not None and len(orders) != n_temporal:
             raise DataError(f"orders: one per temporal sample ({n_temporal}), got {len(orders)}")
-        self.orders = orders
+        self.orders = None if orders is None else [None if o is None else tuple(o) for o in orders]
+        self.group = group
         self.n_p, self.n_t, self.batch_size, self.seed = n_positive_only, n_temporal, batch_size, seed
         self.k_t = temporal_count(ratio, batch_size) if n_positive_only else batch_size
         if n_temporal == 0:
@@ -237,21 +242,24 @@ class MixedBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         positive = rng.permutation(self.n_p) if self.n_p else np.zeros(0, dtype=int)
-        temporal, put_off = _cycle(rng, self.n_t), deque()
+        temporal, put_off, seen = _cycle(rng, self.n_t), deque(), set()
         for b in range(len(self)):
+            if b % self.group == 0:
+                seen = set()
             batch = positive[b * self.k_p:(b + 1) * self.k_p].tolist()
-            batch += [self.n_p + i for i in self._temporal_batch(temporal, put_off)]
+            batch += [self.n_p + i for i in self._temporal_batch(temporal, put_off, seen)]
             yield batch
 
-    def _temporal_batch(self, stream: Iterator[int], put_off: deque) -> list[int]:
-        """`k_t` temporal indices: those put off by the last batch first, then the stream's; with `orders`,
-        one that reverses an order already in the batch waits in `put_off` for the next batch."""
-        chosen, seen, waiting = [], set(), []
+    def _temporal_batch(self, stream: Iterator[int], put_off: deque, seen: set) -> list[int]:
+        """`k_t` temporal indices: those put off before first, then the stream's; with `orders`, one whose
+        order reverses one in `seen` (the group's so far) waits in `put_off`. Every batch fills: a group's
+        first sample is never refused, and the stream brings its order round again."""
+        chosen, waiting = [], []
         while len(chosen) < self.k_t:
             i = put_off.popleft() if put_off else next(stream)
             order = self.orders[i] if self.orders is not None else None
             if order is not None and order[::-1] != order and order[::-1] in seen:
-                waiting.append(i)  # the batch's first sample is always taken, so an order it admits comes round
+                waiting.append(i)
                 continue
             chosen.append(i)
             seen.add(order)

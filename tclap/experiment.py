@@ -12,10 +12,13 @@ after the other at 2 threads, `benchmarks/parallel_runs.py`), each in a fresh pr
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import multiprocessing
 import os
+import signal
 import statistics
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
@@ -91,10 +94,18 @@ def train_stage(run_config: str | Path, out_dir: Path, overrides: dict[str, dict
 
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+PR_SET_PDEATHSIG = 1  # <sys/prctl.h>: the signal a process gets when its parent dies
 
 
-def _one_thread() -> None:
+def _training_worker(parent: int) -> None:
+    """Initializer of a training worker: one torch thread, and on Linux a SIGTERM when the `tclap experiment`
+    process dies (prctl PR_SET_PDEATHSIG), a SIGKILL included, so no orphaned run writes on into a folder
+    that a rerun resumes."""
     torch.set_num_threads(1)
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
 
 
 @contextmanager
@@ -124,13 +135,21 @@ def train_stages(stages: list[tuple[str, Path, dict]], parallel_runs: int) -> li
     trained = {}
     todo = [stage for stage in stages if not (stage[1] / "final").is_dir()]  # the others only report
     if todo:
-        context = multiprocessing.get_context("spawn")
-        # the variables reach the libraries that read them at import (OpenMP, BLAS, tokenizers); torch's own
-        # count is also set in each process
-        with environment_variables(ONE_THREAD), ProcessPoolExecutor(
-                parallel_runs, mp_context=context, initializer=_one_thread, max_tasks_per_child=1) as pool:
+        with training_pool(parallel_runs) as pool:
             trained = dict(zip([stage[1] for stage in todo], pool.map(train_stage, *zip(*todo))))
     return [trained.get(stage[1]) or train_stage(*stage) for stage in stages]
+
+
+@contextmanager
+def training_pool(parallel_runs: int):
+    """A process pool for training runs: `parallel_runs` workers, a fresh spawned process per task, one
+    thread each (the variables reach the libraries that read them at import: OpenMP, BLAS, tokenizers;
+    torch's own count is set in each process), ended by the kernel if this process dies."""
+    context = multiprocessing.get_context("spawn")
+    with environment_variables(ONE_THREAD), ProcessPoolExecutor(
+            parallel_runs, mp_context=context, initializer=_training_worker, initargs=(os.getpid(),),
+            max_tasks_per_child=1) as pool:
+        yield pool
 
 
 def positive_only_files(run_config: str | Path, written: dict[str, Path]) -> list[str]:

@@ -2,6 +2,12 @@
 from __future__ import annotations
 
 import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +54,51 @@ def test_each_run_reads_the_jobs_files_that_its_config_lists(tmp_path):
     config.write_text("data:\n  positive_only: [/data/auto_acd.jsonl]\n")
     with pytest.raises(DataError, match=r"run.yaml: data.positive_only lists \['/data/auto_acd.jsonl'\]"):
         positive_only_files(config, written)
+
+
+HOLDING_SCRIPT = '''
+import os, sys, time
+from tclap.experiment import training_pool
+
+def hold(path):
+    open(path + ".part", "w").write(str(os.getpid()))
+    os.rename(path + ".part", path)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    with training_pool(1) as pool:
+        pool.submit(hold, sys.argv[1]).result()
+'''
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has exited; a container's PID 1 may never reap it
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the parent-death signal is a Linux prctl")
+def test_a_training_worker_dies_with_a_killed_experiment(tmp_path):
+    """`tclap experiment` SIGKILLed mid-stage must not leave a run writing on into a folder a rerun resumes."""
+    script, pid_file = tmp_path / "hold.py", tmp_path / "worker.pid"
+    script.write_text(HOLDING_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script), str(pid_file)])
+    try:
+        deadline = time.monotonic() + 60
+        while not pid_file.exists():
+            assert time.monotonic() < deadline and parent.poll() is None, "the worker never started"
+            time.sleep(0.1)
+        worker = int(pid_file.read_text())
+        assert _alive(worker)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while _alive(worker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(worker)
+    finally:
+        parent.kill()
+        if pid_file.exists() and _alive(int(pid_file.read_text())):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -61,6 +61,6 @@ def test_audio_paths_under_the_jsonl_folder_are_relative_so_the_folder_can_move(
     assert clips and singles
     assert all(r["audio"].startswith("mixup/") for r in clips)
     assert all(Path(r["audio"]).is_absolute() for r in singles)
-    (job).rename(tmp_path / "moved")
+    job.rename(tmp_path / "moved")
     for row in read_pairs(tmp_path / "moved" / "pairs.jsonl"):
         assert row["audio"].is_file(), row["audio"]

@@ -42,7 +42,7 @@ from tclap.audio import load_audio
 from tclap.data.orderfree import SINGLE
 from tclap.data.phrasing import label_text
 from tclap.environment import environment
-from tclap.data.mixup import MANIFEST, SETTINGS, read_manifest
+from tclap.data.mixup import MANIFEST, read_manifest, read_settings
 from tclap.embedding_cache import Embedder
 from tclap.errors import DataError
 from tclap.model import ClapEncoder, load_clap
@@ -286,7 +286,7 @@ def single_event_ceiling(out: Path, cfg: GenerationExperimentConfig, detector: E
     """The single-event check on real clips: up to `cfg.single_event_references` library files per class (the
     sources of the split's mixed-up clips, first `cfg.seconds`), as they are (`reference`) and through the
     first pipeline's VAE and vocoder (`resynthesised`: what a perfect UNet would give back)."""
-    library = Path(json.loads((Path(cfg.mixup) / SETTINGS).read_text())["library"])
+    library = read_settings(cfg.mixup)["library"]
     sources: dict[str, list[str]] = {c: [] for c in detector.classes}
     for record in read_manifest(Path(cfg.mixup) / MANIFEST):
         for event in record["events"] if record["split"] == cfg.split else []:

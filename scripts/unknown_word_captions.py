@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tclap.data.mixup import MANIFEST, SETTINGS, read_manifest
+from tclap.data.mixup import MANIFEST, SETTINGS, read_manifest, read_settings
 from tclap.errors import DataError
 
 WORDS = ("quickly", "softly", "suddenly", "clearly", "loudly", "briefly", "promptly")
@@ -68,7 +68,9 @@ def write_unknown_word_copy(mixup: Path, out: Path, split: str = "val", seed: in
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     os.symlink((mixup / "audio").resolve(), partial / "audio")
-    shutil.copy(mixup / SETTINGS, partial / SETTINGS)
+    settings = read_settings(mixup)  # the library named absolutely only: the copy may lie elsewhere
+    settings.pop("library_beside", None)
+    (partial / SETTINGS).write_text(json.dumps({**settings, "library": str(settings["library"])}, indent=2))
     (partial / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
     partial.rename(out)
     return len(chosen)

@@ -29,7 +29,7 @@ import torch
 
 from tclap.config import build_run_config, default_config, load_yaml, section
 from tclap.data.library import assign_folds, read_library
-from tclap.data.mixup import SETTINGS, MixupConfig, build_mixup
+from tclap.data.mixup import SETTINGS, MixupConfig, build_mixup, read_settings
 from tclap.data.negatives import RuleBackend
 from tclap.data.negatives_eval import evaluate_backend
 from tclap.data.orderfree import write_order_free_pairs
@@ -253,7 +253,7 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     report = build_mixup(library, mixup, section(MixupConfig, config, "mixup", {"clips": clips}), workers=workers)
     summary["mixup"] = {"clips_per_split": dict(report.per_split), "skipped_files": len(report.skipped_files)}
     # what the runs see: the library's meta CSV and listed files, the clips and their manifest (not
-    # mixup.json, which names the library by its absolute path)
+    # mixup.json, which names an outside library by its absolute path)
     sounds = read_library(library)
     data_digest = {"library": files_digest(library, [library / "meta" / "esc50.csv", *(f.path for f in sounds.files)]),
                    "mixup": files_digest(mixup, [p for p in mixup.rglob("*") if p.is_file() and p.name != SETTINGS])}
@@ -271,7 +271,7 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
 
     announce("evaluation of every model on the test split")
     # Zero-shot on the library's test folds only: the baseline saw the other folds' files.
-    settings = json.loads((mixup / SETTINGS).read_text())
+    settings = read_settings(mixup)
     test_folds = assign_folds(sounds.folds, settings["test_folds"], settings["val_folds"])["test"]
     sets = read_test_sets(mixup=mixup, split="test", zeroshot=library, zeroshot_layout="esc50")
     sets.zeroshot_clips = [c for c in sets.zeroshot_clips if c.fold in test_folds]

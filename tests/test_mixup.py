@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+import os
 import shutil
 
 import numpy as np
@@ -9,7 +11,7 @@ import soundfile as sf
 from conftest import SMALL_MIXUP
 from tclap.audio import load_audio
 from tclap.data.library import read_library
-from tclap.data.mixup import MANIFEST, MixupConfig, build_mixup, read_manifest
+from tclap.data.mixup import MANIFEST, SETTINGS, MixupConfig, build_mixup, read_manifest, read_settings
 from tclap.data.phrasing import PHRASINGS
 from tclap.errors import DataError
 
@@ -112,6 +114,29 @@ def test_other_settings_in_the_same_folder_are_refused(world, mixup_dir, tmp_pat
     shutil.copytree(mixup_dir, tmp_path / "m")
     with pytest.raises(DataError, match="clip_seconds"):
         build_mixup(world, tmp_path / "m", MixupConfig(**{**SMALL_MIXUP, "clip_seconds": 5.0}))
+    shutil.copytree(world, tmp_path / "other_world")
+    with pytest.raises(DataError, match=r"settings \(library\)"):
+        build_mixup(tmp_path / "other_world", tmp_path / "m", MixupConfig(**SMALL_MIXUP))
+
+
+def test_a_moved_results_folder_keeps_its_own_library(world, tmp_path):
+    """World and clips side by side, as the main job writes them: mixup.json names the library
+    relatively, so the moved folder resumes (nothing rebuilt) and reads its own library."""
+    shutil.copytree(world, tmp_path / "a" / "world")
+    build_mixup(tmp_path / "a" / "world", tmp_path / "a" / "mixup", MixupConfig(**SMALL_MIXUP))
+    assert json.loads((tmp_path / "a" / "mixup" / SETTINGS).read_text())["library_beside"] == os.path.join("..", "world")
+    (tmp_path / "a").rename(tmp_path / "b")
+    report = build_mixup(tmp_path / "b" / "world", tmp_path / "b" / "mixup", MixupConfig(**SMALL_MIXUP))
+    assert (report.reused, report.built) == (40, 0)
+    assert read_settings(tmp_path / "b" / "mixup")["library"] == (tmp_path / "b" / "world").resolve()
+
+
+def test_an_outside_library_is_named_absolutely(world, tmp_path):
+    build_mixup(world, tmp_path / "deep" / "mixup", MixupConfig(**{**SMALL_MIXUP, "clips": 4}))
+    written = json.loads((tmp_path / "deep" / "mixup" / SETTINGS).read_text())
+    assert written["library"] == str(world.resolve()) and "library_beside" not in written
+    with pytest.raises(DataError, match="not found; is .* a folder built by `tclap mixup`"):
+        read_settings(tmp_path / "deep")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from tclap.data.datasets import read_pairs
 from tclap.data.library import read_library
-from tclap.data.mixup import MANIFEST, SETTINGS, read_manifest
+from tclap.data.mixup import MANIFEST, read_manifest, read_settings
 from tclap.data.orderfree import write_order_free_pairs
 from tclap.errors import DataError
 
@@ -21,7 +21,7 @@ def test_pairs_cover_the_split_clips_and_the_single_events_of_its_folds(mixup_di
     n = write_order_free_pairs(mixup_dir, tmp_path / "all.jsonl")
     rows = _rows(tmp_path / "all.jsonl")
     clips = [r for r in read_manifest(mixup_dir / MANIFEST) if r["split"] == "train"]
-    library = read_library(json.loads((mixup_dir / SETTINGS).read_text())["library"])
+    library = read_library(read_settings(mixup_dir)["library"])
     train_folds = sorted(library.folds)[:-2]                       # the last two are test and val
     singles = [f for f in library.files if f.fold in train_folds]
     assert n == len(rows) == len(clips) + len(singles)

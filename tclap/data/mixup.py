@@ -12,6 +12,7 @@ import dataclasses
 import functools
 import json
 import multiprocessing
+import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -239,17 +240,38 @@ def resume_jsonl(path: Path) -> list[dict]:
     return records
 
 
+def read_settings(mixup_dir: str | Path) -> dict:
+    """A mixed-up folder's build settings (its `mixup.json`), with `library` as a resolved Path.
+
+    The file names the library absolutely and, where both lie in one parent folder (the main job's
+    `world/` and `mixup/`), also relatively (`library_beside`). The relative name wins while it leads
+    to a folder, so a moved or copied results folder reads its own library; the absolute one serves
+    a clips folder moved on its own.
+
+    Raises:
+        DataError: `mixup_dir` holds no `mixup.json` (not a folder built by `tclap mixup`).
+    """
+    path = Path(mixup_dir) / SETTINGS
+    if not path.is_file():
+        raise DataError(f"{path}: not found; is {mixup_dir} a folder built by `tclap mixup`?")
+    settings = json.loads(path.read_text())
+    beside = path.parent / settings.get("library_beside", settings["library"])
+    return {**settings, "library": (beside if beside.is_dir() else Path(settings["library"])).resolve()}
+
+
 def _check_settings(out: Path, cfg: MixupConfig, library: Path) -> None:
     """Refuse to resume into a folder built with other settings (its clips would not match)."""
-    settings = {"library": str(library.resolve()), **dataclasses.asdict(cfg)}
-    path = out / SETTINGS
-    if path.exists():
-        previous = json.loads(path.read_text())
+    library, folder = library.resolve(), out.resolve()
+    settings = {"library": library, **dataclasses.asdict(cfg)}
+    if (out / SETTINGS).exists():
+        previous = read_settings(out)
         changed = sorted(k for k in settings if previous.get(k) != settings[k] and k != "skip_bad_files")
         if changed:
             raise DataError(f"{out}: already holds clips built with other settings ({', '.join(changed)}); "
                             "use a new --out or the same settings")
-    path.write_text(json.dumps(settings, indent=2))
+    if library.is_relative_to(folder.parent):
+        settings["library_beside"] = os.path.relpath(library, folder)
+    (out / SETTINGS).write_text(json.dumps({**settings, "library": str(library)}, indent=2))
 
 
 def _pool(workers: int):

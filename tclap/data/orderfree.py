@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from tclap.data.library import assign_folds, read_library
-from tclap.data.mixup import MANIFEST, SETTINGS, read_manifest
+from tclap.data.mixup import MANIFEST, read_manifest, read_settings
 from tclap.data.phrasing import label_text
 from tclap.errors import DataError
 
@@ -39,7 +39,7 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
         out: JSONL to write (`id`, `caption`, `audio`). `audio` is relative to the JSONL's folder, as
             `read_pairs` reads it, where the clip lies under that folder (the main job's world and
             clips), so the JSONL's readers survive a move of the whole results folder; elsewhere (an
-            outside `--library`) it is absolute. `mixup.json` still names the library absolutely.
+            outside `--library`) it is absolute.
         split: which split's clips and folds to use.
         seed: caption choice seed.
         kinds: "mixup" (the mixed-up clips), "single" (the single events), or both.
@@ -51,7 +51,7 @@ def write_order_free_pairs(mixup_dir: str | Path, out: str | Path, split: str = 
         raise DataError(f"kinds: one or more of {', '.join(KINDS)}, got {list(kinds)}")
     mixup_dir, out = Path(mixup_dir), Path(out)
     base = out.parent.resolve()
-    settings = json.loads((mixup_dir / SETTINGS).read_text())
+    settings = read_settings(mixup_dir)
     library = read_library(settings["library"])
     folds = assign_folds(library.folds, settings["test_folds"], settings["val_folds"])[split]
     rng = np.random.default_rng(seed)

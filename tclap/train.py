@@ -94,8 +94,8 @@ def build_datasets(cfg: DataConfig, window: AudioWindow, seed: int, negative_aud
     positive = []
     for path, repeats in zip(cfg.positive_only, cfg.positive_only_repeats or [1] * len(cfg.positive_only)):
         pairs = CaptionPairs(path, window, positive_only=True, **kw)
-        # each row listed `repeats` times per epoch (as OpenCLIP's --train-data-upsampling-factors); a row's
-        # listings draw the same crop and inserted word in an epoch
+        # each row listed `repeats` times per epoch (as OpenCLIP's --train-data-upsampling-factors), each
+        # listing with its own crop and inserted word
         positive.append(Oversampled(pairs, len(pairs), repeats) if repeats > 1 else pairs)
     temporal = [CaptionPairs(p, window, temporal_only=True, **kw) for p in cfg.temporal_captions]
     if cfg.mixup:

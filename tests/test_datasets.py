@@ -211,6 +211,26 @@ def test_repeated_files_are_drawn_that_many_times_per_epoch(mixup_dir, tmp_path)
     assert seen == Counter({**{i: 1 for i in mixups}, **{i: 3 for i in singles}})
 
 
+def test_each_listing_of_a_repeated_row_draws_its_own_crop_and_word(mixup_dir, tmp_path):
+    """Listing 0 is the row's usual draw (a run without repeats is unchanged); the extra listings crop
+    and insert words of their own, through a DataLoader too (torch's fetcher calls `__getitems__`)."""
+    from tclap.data.datasets import Oversampled
+    from tclap.data.orderfree import write_order_free_pairs
+
+    write_order_free_pairs(mixup_dir, tmp_path / "single.jsonl", kinds=("single",))
+    pairs = CaptionPairs(tmp_path / "single.jsonl", AudioWindow(16000, 1.0), positive_only=True, seed=0,
+                         word_insertion=1.0)
+    n, repeated = len(pairs), Oversampled(pairs, len(pairs), 3)
+    listings = [repeated[k * n] for k in range(3)]
+    np.testing.assert_array_equal(listings[0]["audio"], pairs[0]["audio"])
+    assert listings[0]["caption"] == pairs[0]["caption"]
+    assert len({x["audio"].tobytes() for x in listings}) == len({x["caption"] for x in listings}) == 3
+    fetched = next(iter(DataLoader(repeated, batch_sampler=[[0, n, 2 * n]], collate_fn=lambda b: b)))
+    assert [x["caption"] for x in fetched] == [x["caption"] for x in listings]
+    plain = Oversampled([{"audio": 1}, {"audio": 2}], 1, 3)  # cached features: the same in every listing
+    assert [plain[i] for i in range(4)] == [{"audio": 1}] * 3 + [{"audio": 2}]
+
+
 @pytest.mark.parametrize("factors", [[1], [1, 0], [1, 2.5], [True, 1], 4])
 def test_repeats_need_a_whole_number_per_file(mixup_dir, tmp_path, factors):
     from tclap.data.orderfree import write_order_free_pairs

@@ -77,8 +77,13 @@ class _AudioTextDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, index: int) -> dict:
-        row = self.rows[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return self.draw(index)
+
+    def draw(self, index: int, listing: int = 0) -> dict:
+        """Row `index` with this epoch's crop and inserted word; `listing` k > 0 (the k-th extra listing of
+        an oversampled row, `Oversampled`) draws its own, and listing 0 the row's usual ones."""
+        row, key = self.rows[index], [self.seed, self.epoch, index]
+        rng = np.random.default_rng(key + [2, listing] if listing else key)
         paths = [row["audio"]] + ([row["neg_audio"]] if row.get("neg_audio") else [])
         try:
             signals = self.window(paths, rng)
@@ -86,7 +91,7 @@ class _AudioTextDataset(Dataset):
             return {"id": row["id"], "error": str(error)}
         caption, neg_caption = row["caption"], row.get("neg_caption")
         if self.word_insertion and self.epoch >= self.word_insertion_from:
-            words = np.random.default_rng([self.seed, self.epoch, index, 1])
+            words = np.random.default_rng(key + [3, listing] if listing else key + [1])
             if words.random() < self.word_insertion:
                 caption, neg_caption = insert_random_word(caption, words, twin=neg_caption)
         return {"id": row["id"], "audio": signals[0], "caption": caption, "neg_caption": neg_caption,
@@ -113,7 +118,8 @@ class EpochConcatDataset(ConcatDataset):
 class Oversampled(Subset):
     """`dataset` with its first `head` items listed `repeats` times per epoch and the rest once, so a few
     clips (e.g. single events next to thousands of mixed-up pairs) are drawn as often as asked; epochs
-    pass through `set_epoch`.
+    pass through `set_epoch`. Over a dataset that draws crops and words (`draw`), each listing of an
+    item draws its own; cached features are the same in every listing.
 
     Args:
         dataset: the clips, or their cached features in the same order.
@@ -123,6 +129,16 @@ class Oversampled(Subset):
 
     def __init__(self, dataset: Dataset, head: int, repeats: int):
         super().__init__(dataset, [*range(head)] * repeats + [*range(head, len(dataset))])
+        self.head, self.listed = head, head * repeats
+
+    def __getitem__(self, i: int) -> dict:
+        draw = getattr(self.dataset, "draw", None)
+        if draw is None:
+            return self.dataset[self.indices[i]]
+        return draw(self.indices[i], listing=i // self.head if i < self.listed else 0)
+
+    def __getitems__(self, indices: list[int]) -> list:  # Subset's would bypass __getitem__ (torch's fetcher calls it)
+        return [self[i] for i in indices]
 
     def set_epoch(self, epoch: int) -> None:
         if hasattr(self.dataset, "set_epoch"):

@@ -119,11 +119,13 @@ def test_offline_experiment_runs_end_to_end_on_small_settings(tmp_path, capsys):
     assert control["config"]["loss"]["temporal_weight"] == 0
     assert control["environment"]["torch_threads"] == 1 and control["environment"]["omp_num_threads"] == "1"
     assert control["config"]["model"]["init"] == str(tmp_path / "run" / "seed1" / "baseline" / "final")
-    # each run reads the job's order-free files that its config lists
+    # each run reads the job's order-free files that its config lists: the fine-tunes draw the single events 4x
     baseline = json.loads((tmp_path / "run" / "seed1" / "baseline" / "run_config.json").read_text())
-    for ran in (baseline, control):
-        assert ran["config"]["data"]["positive_only"] == [str(tmp_path / "run" / "orderfree_train.jsonl")]
-    assert (tmp_path / "run" / "singles_train.jsonl").read_text()   # for configs that draw single events more
+    pairs, singles = (str(tmp_path / "run" / name) for name in ("orderfree_train.jsonl", "singles_train.jsonl"))
+    assert baseline["config"]["data"]["positive_only"] == [pairs]
+    assert control["config"]["data"]["positive_only"] == [pairs, singles]
+    assert control["config"]["data"]["positive_only_repeats"] == [1, 3]
+    assert Path(singles).read_text()
     # A rerun finds every model trained and only evaluates again.
     run(capsys, *args)
     rerun = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from tclap.config import build_run_config, default_config, load_yaml, section
-from tclap.data.library import assign_folds, read_library
+from tclap.data.library import META, assign_folds, read_library
 from tclap.data.mixup import SETTINGS, MixupConfig, build_mixup, read_settings
 from tclap.data.negatives import RuleBackend
 from tclap.data.negatives_eval import evaluate_backend
@@ -246,16 +246,16 @@ def run_offline(out: Path, config: Path, workers: int = 1, library: Path | None 
     if library is None:
         announce("the synthesised sound world")
         library = out / "world"
-        if not (library / "meta" / "esc50.csv").exists():
+        if not (library / META).exists():
             synthesize_world(library, section(SynthConfig, config, "synth", {}))
     mixup = out / "mixup"
     announce(f"mixed-up clips from {library}")
     report = build_mixup(library, mixup, section(MixupConfig, config, "mixup", {"clips": clips}), workers=workers)
     summary["mixup"] = {"clips_per_split": dict(report.per_split), "skipped_files": len(report.skipped_files)}
     # what the runs see: the library's meta CSV and listed files, the clips and their manifest (not
-    # mixup.json, which names an outside library by its absolute path)
+    # mixup.json, which names the library by its absolute path)
     sounds = read_library(library)
-    data_digest = {"library": files_digest(library, [library / "meta" / "esc50.csv", *(f.path for f in sounds.files)]),
+    data_digest = {"library": files_digest(library, [library / META, *(f.path for f in sounds.files)]),
                    "mixup": files_digest(mixup, [p for p in mixup.rglob("*") if p.is_file() and p.name != SETTINGS])}
     written = {ORDER_FREE: out / ORDER_FREE, SINGLES: out / SINGLES}
     for kinds, path in ((("mixup", "single"), written[ORDER_FREE]), (("single",), written[SINGLES])):

@@ -227,6 +227,9 @@ def test_each_listing_of_a_repeated_row_draws_its_own_crop_and_word(mixup_dir, t
     assert len({x["audio"].tobytes() for x in listings}) == len({x["caption"] for x in listings}) == 3
     fetched = next(iter(DataLoader(repeated, batch_sampler=[[0, n, 2 * n]], collate_fn=lambda b: b)))
     assert [x["caption"] for x in fetched] == [x["caption"] for x in listings]
+    head = Oversampled(pairs, 2, 3)  # rows past the head are listed once, with their usual draw
+    assert [x["caption"] for x in (head[6], head[7])] == [pairs[2]["caption"], pairs[3]["caption"]]
+    assert head[2]["caption"] == listings[1]["caption"]
     plain = Oversampled([{"audio": 1}, {"audio": 2}], 1, 3)  # cached features: the same in every listing
     assert [plain[i] for i in range(4)] == [{"audio": 1}] * 3 + [{"audio": 2}]
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,16 +120,35 @@ def test_other_settings_in_the_same_folder_are_refused(world, mixup_dir, tmp_pat
         build_mixup(tmp_path / "other_world", tmp_path / "m", MixupConfig(**SMALL_MIXUP))
 
 
-def test_a_moved_results_folder_keeps_its_own_library(world, tmp_path):
-    """World and clips side by side, as the main job writes them: mixup.json names the library
-    relatively, so the moved folder resumes (nothing rebuilt) and reads its own library."""
+def test_a_results_folder_copied_whole_reads_its_own_library(world, tmp_path):
+    """World and clips side by side, as the main job writes them: the copy resumes (nothing rebuilt)
+    and reads its own world, though the original still exists."""
     shutil.copytree(world, tmp_path / "a" / "world")
     build_mixup(tmp_path / "a" / "world", tmp_path / "a" / "mixup", MixupConfig(**SMALL_MIXUP))
     assert json.loads((tmp_path / "a" / "mixup" / SETTINGS).read_text())["library_beside"] == os.path.join("..", "world")
-    (tmp_path / "a").rename(tmp_path / "b")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
     report = build_mixup(tmp_path / "b" / "world", tmp_path / "b" / "mixup", MixupConfig(**SMALL_MIXUP))
     assert (report.reused, report.built) == (40, 0)
     assert read_settings(tmp_path / "b" / "mixup")["library"] == (tmp_path / "b" / "world").resolve()
+
+
+def test_a_clips_folder_moved_alone_finds_its_library_by_the_absolute_name(world, tmp_path):
+    """Beside the moved clips lies another library (a decoy `world/`) or none: the absolute name serves."""
+    shutil.copytree(world, tmp_path / "a" / "world")
+    build_mixup(tmp_path / "a" / "world", tmp_path / "a" / "mixup", MixupConfig(**{**SMALL_MIXUP, "clips": 4}))
+    shutil.copytree(tmp_path / "a" / "mixup", tmp_path / "alone" / "mixup")
+    assert read_settings(tmp_path / "alone" / "mixup")["library"] == (tmp_path / "a" / "world").resolve()
+    shutil.copytree(world, tmp_path / "alone" / "world")
+    with open(tmp_path / "alone" / "world" / "meta" / "esc50.csv", "a") as meta:
+        meta.write("extra.wav,1,0,beep,False,0,A\n")
+    assert read_settings(tmp_path / "alone" / "mixup")["library"] == (tmp_path / "a" / "world").resolve()
+
+
+def test_a_settings_file_without_the_relative_name_reads_the_absolute_one(mixup_dir, tmp_path):
+    settings = json.loads((mixup_dir / SETTINGS).read_text())
+    legacy = {k: v for k, v in settings.items() if k not in ("library_beside", "library_meta_sha256")}
+    (tmp_path / SETTINGS).write_text(json.dumps(legacy))
+    assert read_settings(tmp_path)["library"] == Path(settings["library"])
 
 
 def test_an_outside_library_is_named_absolutely(world, tmp_path):

@@ -119,7 +119,7 @@ class Oversampled(Subset):
     """`dataset` with its first `head` items listed `repeats` times per epoch and the rest once, so a few
     clips (e.g. single events next to thousands of mixed-up pairs) are drawn as often as asked; epochs
     pass through `set_epoch`. Over a dataset that draws crops and words (`draw`), each listing of an
-    item draws its own; cached features are the same in every listing.
+    item draws its own; over any other (cached features, a concatenation) every listing is the same.
 
     Args:
         dataset: the clips, or their cached features in the same order.

@@ -40,7 +40,10 @@ class SoundLibrary:
         return [f for f in self.files if f.fold in set(folds)]
 
 
-def read_library(root: str | Path, meta: str = "meta/esc50.csv") -> SoundLibrary:
+META = "meta/esc50.csv"  # the meta CSV's place in an ESC-50 layout folder
+
+
+def read_library(root: str | Path, meta: str = META) -> SoundLibrary:
     """Read and check a library: required columns, integer folds, one category per target, files present.
 
     Args:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import hashlib
 import json
 import multiprocessing
 import os
@@ -22,7 +23,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tclap.audio import SILENCE_DB, load_audio, normalize_rms, peak_db, trim_silence, write_wav
-from tclap.data.library import SPLITS, LibraryFile, SoundLibrary, assign_folds, read_library
+from tclap.data.library import META, SPLITS, LibraryFile, SoundLibrary, assign_folds, read_library
 from tclap.data.phrasing import Phrasing, label_text, phrasings
 from tclap.errors import DataError
 
@@ -243,10 +244,11 @@ def resume_jsonl(path: Path) -> list[dict]:
 def read_settings(mixup_dir: str | Path) -> dict:
     """A mixed-up folder's build settings (its `mixup.json`), with `library` as a resolved Path.
 
-    The file names the library absolutely and, where both lie in one parent folder (the main job's
-    `world/` and `mixup/`), also relatively (`library_beside`). The relative name wins while it leads
-    to a folder, so a moved or copied results folder reads its own library; the absolute one serves
-    a clips folder moved on its own.
+    The file names the library absolutely and, where the library lies under the clips folder's parent
+    (the main job's `world/` beside `mixup/`), also relatively (`library_beside`), with the SHA-256 of
+    its meta CSV. The relative name wins where it leads to a meta CSV with that digest, so a results
+    folder moved or copied whole reads its own library; otherwise (a clips folder moved on its own,
+    or a `mixup.json` written before the relative name existed) the absolute name serves.
 
     Raises:
         DataError: `mixup_dir` holds no `mixup.json` (not a folder built by `tclap mixup`).
@@ -256,7 +258,14 @@ def read_settings(mixup_dir: str | Path) -> dict:
         raise DataError(f"{path}: not found; is {mixup_dir} a folder built by `tclap mixup`?")
     settings = json.loads(path.read_text())
     beside = path.parent / settings.get("library_beside", settings["library"])
-    return {**settings, "library": (beside if beside.is_dir() else Path(settings["library"])).resolve()}
+    own = "library_beside" in settings and _meta_digest(beside) == settings.get("library_meta_sha256")
+    return {**settings, "library": (beside if own else Path(settings["library"])).resolve()}
+
+
+def _meta_digest(library: Path) -> str | None:
+    """SHA-256 of a library's meta CSV; None where it has none."""
+    meta = library / META
+    return hashlib.sha256(meta.read_bytes()).hexdigest() if meta.is_file() else None
 
 
 def _check_settings(out: Path, cfg: MixupConfig, library: Path) -> None:
@@ -270,7 +279,7 @@ def _check_settings(out: Path, cfg: MixupConfig, library: Path) -> None:
             raise DataError(f"{out}: already holds clips built with other settings ({', '.join(changed)}); "
                             "use a new --out or the same settings")
     if library.is_relative_to(folder.parent):
-        settings["library_beside"] = os.path.relpath(library, folder)
+        settings.update(library_beside=os.path.relpath(library, folder), library_meta_sha256=_meta_digest(library))
     (out / SETTINGS).write_text(json.dumps({**settings, "library": str(library)}, indent=2))
 
 

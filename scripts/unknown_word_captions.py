@@ -69,8 +69,6 @@ def write_unknown_word_copy(mixup: Path, out: Path, split: str = "val", seed: in
     partial.mkdir(parents=True)
     os.symlink((mixup / "audio").resolve(), partial / "audio")
     settings = read_settings(mixup)  # the library named absolutely only: the copy may lie elsewhere
-    for key in ("library_beside", "library_meta_sha256"):
-        settings.pop(key, None)
     (partial / SETTINGS).write_text(json.dumps({**settings, "library": str(settings["library"])}, indent=2))
     (partial / MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
     partial.rename(out)

@@ -258,7 +258,7 @@ class MixedBatchSampler(Sampler[list[int]]):
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         positive = rng.permutation(self.n_p) if self.n_p else np.zeros(0, dtype=int)
-        temporal, put_off, seen = _cycle(rng, self.n_t), deque(), set()
+        temporal, put_off = _cycle(rng, self.n_t), deque()
         for b in range(len(self)):
             if b % self.group == 0:
                 seen = set()

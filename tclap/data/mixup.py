@@ -248,7 +248,8 @@ def read_settings(mixup_dir: str | Path) -> dict:
     (the main job's `world/` beside `mixup/`), also relatively (`library_beside`), with the SHA-256 of
     its meta CSV. The relative name wins where it leads to a meta CSV with that digest, so a results
     folder moved or copied whole reads its own library; otherwise (a clips folder moved on its own,
-    or a `mixup.json` written before the relative name existed) the absolute name serves.
+    or a `mixup.json` written before the relative name existed) the absolute name serves. The two
+    locating entries are not returned: `library` is the answer.
 
     Raises:
         DataError: `mixup_dir` holds no `mixup.json` (not a folder built by `tclap mixup`).
@@ -257,9 +258,9 @@ def read_settings(mixup_dir: str | Path) -> dict:
     if not path.is_file():
         raise DataError(f"{path}: not found; is {mixup_dir} a folder built by `tclap mixup`?")
     settings = json.loads(path.read_text())
-    beside = path.parent / settings.get("library_beside", settings["library"])
-    own = "library_beside" in settings and _meta_digest(beside) == settings.get("library_meta_sha256")
-    return {**settings, "library": (beside if own else Path(settings["library"])).resolve()}
+    beside, digest = settings.pop("library_beside", None), settings.pop("library_meta_sha256", None)
+    own = beside is not None and _meta_digest(path.parent / beside) == digest
+    return {**settings, "library": (path.parent / beside if own else Path(settings["library"])).resolve()}
 
 
 def _meta_digest(library: Path) -> str | None:
